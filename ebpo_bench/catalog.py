@@ -1,0 +1,54 @@
+"""What ``ebpo-bench ls`` lists: every name a spec may use, with its knobs (torch-free)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from .estimator_configs import ESTIMATOR_CONFIGS
+from .spec import RewardConfig, RolloutConfig, SyntheticTaskConfig, FileTaskConfig, HFTaskConfig
+
+
+def _knobs(cls) -> str:
+    parts = [f"{n}={f.default!r}" for n, f in cls.model_fields.items() if n != "type"]
+    return ", ".join(parts) if parts else "(no options)"
+
+
+def estimators() -> list[str]:
+    return [f"{name:<22} {(cls.__doc__ or '').strip().splitlines()[0]}  [{_knobs(cls)}]" for name, cls in ESTIMATOR_CONFIGS.items()]
+
+
+def tasks() -> list[str]:
+    return [
+        f"{c.model_fields['type'].default:<10} {(c.__doc__ or '').strip().splitlines()[0]}"
+        for c in (SyntheticTaskConfig, FileTaskConfig, HFTaskConfig)
+    ]
+
+
+def backends() -> list[str]:
+    from typing import get_args
+
+    names = get_args(RolloutConfig.model_fields["backend"].annotation)
+    return [f"{n:<10} rollout backend" for n in names]
+
+
+def rewards() -> list[str]:
+    fmts = ", ".join(RewardConfig.model_fields["format"].annotation.__args__)
+    return [f"math_verify  math-verify grading with a hard timeout per check; formats: {fmts}"]
+
+
+def specs() -> list[str]:
+    root = Path("specs")
+    files = sorted(root.glob("*.yaml")) if root.is_dir() else []
+    return [str(f) for f in files] or ["(no specs/ folder here)"]
+
+
+def sections() -> dict[str, Callable[[], list[str]]]:
+    out: dict[str, Callable[[], list[str]]] = {
+        "estimators": estimators,
+        "tasks": tasks,
+        "backends": backends,
+        "rewards": rewards,
+        "specs": specs,
+    }
+    return out

@@ -1,0 +1,97 @@
+"""Checkpoints of a training run: save atomically, restore exactly.
+
+A checkpoint is a folder ``checkpoints/step_NNNNNN`` holding the model and optimiser state, the
+LR scheduler, the estimator's state, the prompt stream's cursor and every rank's RNG state. It is
+written under a temporary name and renamed, then ``checkpoints/latest`` is replaced atomically,
+so a kill at any moment leaves the previous checkpoint intact. Only the newest one is kept.
+On restore, metric and sample rows from steps at or after the checkpoint are dropped, so a
+resumed run has no missing or duplicated rows.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .results import atomic_write_text, rewrite_jsonl
+
+
+def save_checkpoint(t: Any, next_step: int) -> Path:
+    """Save everything needed to continue at ``next_step``; return the checkpoint folder."""
+    from .trainer import rng_state
+
+    acc, root = t.acc, t.paths.checkpoints
+    final = root / f"step_{next_step:06d}"
+    tmp = root / f".tmp_step_{next_step:06d}"
+    if acc.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    acc.wait_for_everyone()
+    torch.save(rng_state(), tmp / f"rng_rank{acc.process_index}.pt")
+    if acc.is_main_process:
+        torch.save(acc.unwrap_model(t.model).state_dict(), tmp / "model.pt")
+        torch.save(
+            {
+                "optimizer": t.opt.state_dict(),
+                "scheduler": t.sched.state_dict(),
+                "estimator": t.estimator.state_dict(),
+                "source": t.source.state_dict(),
+                "counters": dict(t.counters),
+                "next_step": next_step,
+                "world_size": acc.num_processes,
+            },
+            tmp / "state.pt",
+        )
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        atomic_write_text(root / "latest", final.name + "\n")
+        for old in root.glob("step_*"):
+            if old.name != final.name:
+                shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()
+    return final
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    try:
+        name = (root / "latest").read_text().strip()
+    except FileNotFoundError:
+        return None
+    path = root / name
+    return path if (path / "state.pt").exists() else None
+
+
+def restore_checkpoint(t: Any) -> int:
+    """Load the latest checkpoint into the trainer; return the step to continue from (0 if none)."""
+    from .trainer import set_rng_state
+
+    acc, paths = t.acc, t.paths
+    ck = latest_checkpoint(paths.checkpoints)
+    if ck is None:
+        start = 0
+    else:
+        state = torch.load(ck / "state.pt", map_location="cpu", weights_only=False)
+        if state["world_size"] != acc.num_processes:
+            raise RuntimeError(
+                f"{ck}: saved with {state['world_size']} processes, resuming with {acc.num_processes}; "
+                "resume with the same number of processes"
+            )
+        acc.unwrap_model(t.model).load_state_dict(torch.load(ck / "model.pt", map_location="cpu"))
+        t.opt.load_state_dict(state["optimizer"])
+        t.sched.load_state_dict(state["scheduler"])
+        t.estimator.load_state_dict(state["estimator"])
+        t.source.load_state_dict(state["source"])
+        t.counters.update(state["counters"])
+        set_rng_state(torch.load(ck / f"rng_rank{acc.process_index}.pt", weights_only=False))
+        start = int(state["next_step"])
+    if acc.is_main_process:
+        for log in (paths.metrics, paths.samples):
+            if log.exists():
+                rewrite_jsonl(log, lambda row: int(row.get("step", -1)) < start)
+    acc.wait_for_everyone()
+    return start

@@ -1,0 +1,145 @@
+"""The ``ebpo-bench`` command line: a thin typer layer over specload, runner and report.
+
+Heavy modules (torch, transformers, accelerate) are imported inside the commands that need them,
+so ``--help``, ``validate``, ``ls`` and ``report`` start fast and never import torch.
+Spec and input errors print one message (no traceback) and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .specload import SpecError, load_experiment, resolved_yaml
+
+EXAMPLES = """
+Examples:
+
+  ebpo-bench validate specs/*.yaml
+
+  ebpo-bench ls estimators
+
+  ebpo-bench run specs/quickstart.yaml --dry-run
+
+  ebpo-bench run specs/quickstart.yaml --arm ebpo --seed 1
+
+  ebpo-bench report results/quickstart
+"""
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Declarative benchmark suite for RL with verifiable rewards (EBPO, GRPO and other estimators).",
+    epilog=EXAMPLES,
+)
+
+
+class UserError(Exception):
+    """An input problem to report in one line with exit code 2."""
+
+
+def _fail(msg: str) -> None:
+    raise UserError(msg)
+
+
+@app.command(epilog="Example: ebpo-bench validate specs/*.yaml")
+def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")]) -> None:
+    """Validate spec files (every arm, grid point and seed) without running anything."""
+    for path in specs:
+        exp = load_experiment(path)
+        arms = ", ".join(exp.arms())
+        typer.echo(f"ok: {path}: {len(exp.runs)} runs (arms: {arms}; seeds: {exp.spec.seeds})")
+
+
+@app.command(name="ls", epilog="Examples: ebpo-bench ls; ebpo-bench ls estimators")
+def ls_cmd(
+    what: Annotated[
+        Optional[str], typer.Argument(help="estimators | tasks | backends | rewards | specs (default: all)")
+    ] = None,
+) -> None:
+    """List everything a spec may name."""
+    from . import catalog
+
+    sections = catalog.sections()
+    if what is not None and what not in sections:
+        from .registry import suggest
+
+        _fail(f"unknown list '{what}'.{suggest(what, sections)} Choose one of: {', '.join(sections)}")
+    for name, lines in sections.items():
+        if what in (None, name):
+            typer.echo(f"{name}:")
+            for line in lines():
+                typer.echo(f"  {line}")
+
+
+@app.command(epilog="Examples: ebpo-bench run specs/quickstart.yaml --dry-run; ebpo-bench run specs/quickstart.yaml --arm ebpo")
+def run(
+    spec: Annotated[Path, typer.Argument(help="Spec file.")],
+    arm: Annotated[Optional[list[str]], typer.Option(help="Run only this arm (repeatable).")] = None,
+    seed: Annotated[Optional[list[int]], typer.Option(help="Run only this seed (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded runs and resolved specs; run nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Restart runs whose spec changed (deletes their results).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    results: Annotated[Optional[Path], typer.Option(help="Results root (default: the spec's output.root).")] = None,
+) -> None:
+    """Train (or resume) every run of a spec, evaluate it, and print a comparison table."""
+    exp = load_experiment(spec)
+    runs = select_runs(exp, arm, seed)
+    if dry_run:
+        print_dry_run(exp, runs)
+        return
+    from . import runner  # imports torch lazily inside
+
+    runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
+
+
+def select_runs(exp, arms: list[str] | None, seeds: list[int] | None):
+    from .registry import suggest
+
+    for a in arms or []:
+        if a not in exp.arms():
+            _fail(f"{exp.path}: no arm '{a}'.{suggest(a, exp.arms())} Arms: {', '.join(exp.arms())}")
+    for s in seeds or []:
+        if s not in exp.spec.seeds:
+            _fail(f"{exp.path}: seed {s} is not in the spec's seeds {exp.spec.seeds}")
+    return [r for r in exp.runs if (not arms or r.arm in arms) and (not seeds or r.seed in seeds)]
+
+
+def print_dry_run(exp, runs) -> None:
+    from .estimate import describe_runs
+
+    typer.echo(f"experiment {exp.name}: {len(runs)} of {len(exp.runs)} runs selected")
+    for line in describe_runs(runs):
+        typer.echo(f"  {line}")
+    shown: set[str] = set()
+    for r in runs:
+        if r.arm in shown:
+            continue
+        shown.add(r.arm)
+        typer.echo(f"\n# resolved spec of {r.run_id} (other runs of arm '{r.arm}' differ only in axes/seed)")
+        typer.echo(resolved_yaml(r))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: turns input errors into one line and exit code 2."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except (SpecError, UserError) as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # click usage errors (typer vendors click)
+            e.show()
+            sys.exit(2)
+        raise
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)

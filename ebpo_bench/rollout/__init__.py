@@ -1,0 +1,117 @@
+"""Rollout backends: sample G responses per prompt and return token ids, masks and log-probs.
+
+All backends fill the same ``RolloutBatch``; the trainer and the evaluator never know which one
+produced it. Rows are prompt-major: row ``p * n + g`` is sample g of prompt p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample: n per prompt, temperature (0 = greedy), nucleus mass, length cap."""
+
+    n: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    logprobs: bool = True
+
+
+@dataclass
+class RolloutBatch:
+    """Sampled responses for B = P * n rows.
+
+    Attributes:
+        prompt_ids: (B, Tp) left-padded prompt tokens.
+        prompt_mask: (B, Tp) 1 on real prompt tokens.
+        response_ids: (B, T) response tokens, padded after the end of each response.
+        response_mask: (B, T) 1 on response tokens up to and including EOS.
+        old_logprobs: (B, T) log-probs of the sampled tokens under the sampling policy at the
+            sampling temperature (zeros where masked), or None when not requested.
+        lengths: (B,) response lengths in tokens (mask sums).
+        truncated: (B,) true where no EOS came before max_new_tokens.
+        texts: B decoded responses (special tokens removed).
+    """
+
+    prompt_ids: Any
+    prompt_mask: Any
+    response_ids: Any
+    response_mask: Any
+    old_logprobs: Any
+    lengths: Any
+    truncated: Any
+    texts: list[str]
+
+
+class RolloutBackend(Protocol):
+    """A sampling engine bound to the policy."""
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams, *, seed: int | None = None) -> RolloutBatch:
+        """Sample ``params.n`` responses for each tokenised prompt."""
+
+    def sync_weights(self, model: Any) -> None:
+        """Make the engine sample from ``model``'s current weights (no-op when they share memory)."""
+
+
+BACKENDS: Registry = Registry("rollout backend")
+
+
+def make_backend(name: str, model: Any, tokenizer: Any, **kwargs: Any) -> RolloutBackend:
+    if name == "hf" and "hf" not in BACKENDS:
+        from . import hf  # noqa: F401  (registers itself)
+    return BACKENDS.get(name)(model, tokenizer, **kwargs)
+
+
+def encode_prompt(tokenizer: Any, text: str, chat_template: bool) -> list[int]:
+    """Token ids of a prompt, optionally wrapped in the tokenizer's chat template.
+
+    One function for warm start, training and evaluation, so all three see identical prompts.
+    """
+    if chat_template:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _pad_cat(tensors: list[torch.Tensor], value: float, left: bool) -> torch.Tensor:
+    width = max(t.shape[1] for t in tensors)
+    out = []
+    for t in tensors:
+        fill = torch.full((t.shape[0], width - t.shape[1]), value, dtype=t.dtype)
+        out.append(torch.cat([fill, t] if left else [t, fill], 1))
+    return torch.cat(out, 0)
+
+
+def concat(parts: list[RolloutBatch], pad: int) -> RolloutBatch:
+    """Stack batches row-wise, re-padding prompts on the left and responses on the right."""
+    if len(parts) == 1:
+        return parts[0]
+    return RolloutBatch(
+        prompt_ids=_pad_cat([p.prompt_ids for p in parts], pad, left=True),
+        prompt_mask=_pad_cat([p.prompt_mask for p in parts], 0, left=True),
+        response_ids=_pad_cat([p.response_ids for p in parts], pad, left=False),
+        response_mask=_pad_cat([p.response_mask for p in parts], 0, left=False),
+        old_logprobs=None if parts[0].old_logprobs is None else _pad_cat([p.old_logprobs for p in parts], 0, left=False),
+        lengths=torch.cat([p.lengths for p in parts]),
+        truncated=torch.cat([p.truncated for p in parts]),
+        texts=[t for p in parts for t in p.texts],
+    )
+
+
+def take(batch: RolloutBatch, rows: list[int]) -> RolloutBatch:
+    """The given rows of a batch (in that order)."""
+    idx = torch.as_tensor(rows, dtype=torch.long)
+    pick = lambda t: None if t is None else t[idx]  # noqa: E731
+    return RolloutBatch(
+        pick(batch.prompt_ids), pick(batch.prompt_mask), pick(batch.response_ids), pick(batch.response_mask),
+        pick(batch.old_logprobs), pick(batch.lengths), pick(batch.truncated), [batch.texts[i] for i in rows],
+    )

@@ -1,0 +1,185 @@
+"""Run an experiment: for each expanded run, train (or skip / resume), evaluate, record provenance.
+
+Idempotent: a completed run with the same spec hash is skipped; an interrupted one resumes from
+its last checkpoint; a run directory whose spec changed is refused unless ``--force`` (which
+deletes it and starts over). A run whose loss diverges is marked failed in run.json with the
+message, its last good checkpoint kept, and the experiment continues with the next run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .results import (
+    RunPaths, append_jsonl, atomic_write_json, atomic_write_text, provenance, read_jsonl, read_record,
+    rewrite_jsonl, run_paths, update_record, now,
+)
+from .specload import Experiment, resolved_yaml, spec_hash
+from .spec import RunConfig
+
+
+class RunRefused(Exception):
+    """A run directory exists with a different spec and --force was not given."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_experiment(exp: Experiment, runs: list[RunConfig], *, force: bool = False, quiet: bool = False,
+                   results_root: Path | None = None) -> dict[str, str]:
+    """Run the selected runs in order; return run id -> final status; print the comparison table."""
+    from .cli import UserError
+
+    root = Path(results_root or exp.spec.output.root)
+    status: dict[str, str] = {}
+    t0 = time.time()
+    for run in runs:
+        try:
+            status[run.run_id] = run_one(run, root, force=force, quiet=quiet)
+        except RunRefused as e:
+            raise UserError(str(e)) from None
+    log(f"{exp.name}: {len(runs)} runs in {time.time() - t0:.0f} s: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(status.items())))
+    print(comparison_table(root / exp.name, runs))
+    return status
+
+
+def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool) -> str:
+    paths = run_paths(root, run.name, run.run_id)
+    h = spec_hash(run)
+    rec = read_record(paths)
+    if rec is not None and rec.get("spec_hash") != h:
+        if not force:
+            raise RunRefused(
+                f"{paths.dir} holds a run of a different spec (hash {rec.get('spec_hash')}, now {h}); "
+                "rename the experiment, or pass --force to delete it and start over"
+            )
+        shutil.rmtree(paths.dir)
+        rec = None
+    if rec is not None and rec.get("status") == "completed":
+        log(f"{run.run_id}: completed earlier, skipped")
+        return "completed"
+    return execute(run, paths, h, quiet=quiet)
+
+
+def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
+    from .trainer import TrainingDiverged, train
+
+    import torch
+
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(paths.spec, resolved_yaml(run))
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    prev = read_record(paths) or {}
+    update_record(paths, status="running", spec_hash=h, run_id=run.run_id, arm=run.arm, seed=run.seed,
+                  axes=run.axes, experiment=run.name, estimator=run.advantage.type,
+                  started=prev.get("started", now()), resumed=now() if prev else None, device=device,
+                  provenance=provenance(), error=None)
+    t0 = time.time()
+    try:
+        last = train(run, paths, quiet=quiet, log=log, on_eval=lambda step, m, tok: evaluate_run(run, paths, m, tok, step, quiet=True))
+    except TrainingDiverged as e:
+        update_record(paths, status="failed", error=str(e), finished=now())
+        log(f"{run.run_id}: FAILED: {e}")
+        return "failed"
+    except BaseException as e:
+        update_record(paths, status="interrupted", error=f"{type(e).__name__}: {e}")
+        raise
+    summary = final_evaluation(run, paths, quiet=quiet)
+    update_record(paths, status="completed", finished=now(), train_seconds=round(time.time() - t0, 1),
+                  last_step=run.train.steps, final_train={k: last.get(k) for k in ("train/reward_mean", "train/accuracy")},
+                  eval=summary)
+    return "completed"
+
+
+def final_evaluation(run: RunConfig, paths: RunPaths, *, quiet: bool) -> dict:
+    """Evaluate the final weights from the latest checkpoint (so a resumed run evaluates identically)."""
+    from .checkpoint import latest_checkpoint
+    from .modeling import load_policy
+
+    import torch
+
+    model, tok = load_policy(run.model, run.task, log=log)
+    ck = latest_checkpoint(paths.checkpoints)
+    model.load_state_dict(torch.load(ck / "model.pt", map_location="cpu"))
+    if torch.cuda.is_available():
+        model = model.cuda()
+    return evaluate_run(run, paths, model, tok, run.train.steps, quiet=quiet)
+
+
+def eval_benchmarks(run: RunConfig) -> dict[str, list[Any]]:
+    """The held-out problems of a run: one benchmark per synthetic difficulty level."""
+    if run.task.type != "synthetic":
+        return {}
+    from .tasks.synthetic import SyntheticTask
+
+    task = SyntheticTask(topics=tuple(run.task.topics), seed=run.task.seed)
+    return {f"level{lv}": task.eval_split(lv, run.task.eval_per_level) for lv in run.task.eval_levels}
+
+
+def evaluate_run(run: RunConfig, paths: RunPaths, model, tok, step: int, *, quiet: bool) -> dict:
+    from .evaluation import evaluate, summarize
+    from .progress import progress_bar
+    from .rewards import MathVerifier
+
+    benches = eval_benchmarks(run)
+    if not benches:
+        log(f"{run.run_id}: no held-out benchmarks for task '{run.task.type}'; evaluation skipped")
+        return {}
+    e = run.eval
+    total = sum(len(v) for v in benches.values())
+    model.eval()
+    with MathVerifier(fmt=run.reward.format, scale=run.reward.scale, timeout_s=run.reward.timeout_s) as ver, \
+            progress_bar(f"{run.run_id} eval@{step}", total, disable=quiet) as bar:
+        done = [0]
+
+        def tick(k: int) -> None:
+            done[0] += k
+            bar(done[0])
+
+        rows = evaluate(model, tok, benches, verifier=ver, n=e.n_samples, temperature=e.temperature, top_p=e.top_p,
+                        max_new_tokens=e.max_new_tokens, seed=e.seed, chat_template=run.model.chat_template,
+                        keep_text=e.keep_text, step=step, progress=tick)
+    if paths.eval.exists():
+        rewrite_jsonl(paths.eval, lambda r: r.get("step") != step)  # idempotent re-evaluation of a step
+    append_jsonl(paths.eval, rows)
+    summary = summarize(rows)
+    all_summ = {}
+    if paths.eval_summary.exists():
+        import json
+
+        all_summ = json.loads(paths.eval_summary.read_text())
+    all_summ[str(step)] = summary
+    atomic_write_json(paths.eval_summary, all_summ)
+    return summary
+
+
+def comparison_table(exp_dir: Path, runs: list[RunConfig]) -> str:
+    """Final avg@n per benchmark, mean ± sample std over seeds, one row per arm (x grid point)."""
+    groups: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        rec = read_record(RunPaths(exp_dir / run.run_id)) or {}
+        key = run.run_id.rsplit("/seed", 1)[0]
+        for bench, m in (rec.get("eval") or {}).items():
+            avg = next((v for k, v in m.items() if k.startswith("avg@")), None)
+            if avg is not None:
+                groups.setdefault(key, {}).setdefault(bench, []).append(avg)
+    if not groups:
+        return "(no evaluation results to compare)"
+    benches = sorted({b for g in groups.values() for b in g})
+    lines = ["| arm | " + " | ".join(benches) + " | mean |", "|---" * (len(benches) + 2) + "|"]
+    for key, per in sorted(groups.items()):
+        cells, means = [], []
+        for b in benches:
+            vals = per.get(b, [])
+            means.append(statistics.fmean(vals) if vals else float("nan"))
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(f"{100 * means[-1]:.1f} ± {100 * sd:.1f} (n={len(vals)})" if vals else "")
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {100 * statistics.fmean(means):.1f} |")
+    return "Final held-out accuracy (avg@n, %, mean ± std over seeds)\n" + "\n".join(lines)

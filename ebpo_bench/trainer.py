@@ -1,0 +1,337 @@
+"""One RL trainer for every arm: rollout -> reward -> advantage -> PPO update -> log -> checkpoint.
+
+Arms differ only through the spec: the advantage estimator is built from ``spec.advantage`` and
+called exactly once per step through the registry contract (the trainer never looks at its name);
+group filtering (DAPO dynamic sampling), overlong shaping, clip-higher, dual clip, KL and entropy
+terms are switches on the spec, so "EBPO vs DAPO" is a spec, not a code path.
+
+Choices worth knowing:
+- accelerate runs the same code on CPU, one GPU or many. Each rank samples a contiguous slice of
+  the step's prompts; rewards, lengths and prompt ids are gathered so every rank calls the
+  estimator on the identical full (P, G) batch and holds identical estimator state.
+- The PPO ratio's denominator is the sampler's own log-prob (no second forward pass); the
+  trainer's log-probs use the same temperature-scaled logits.
+- Losses are aggregated per mini-batch and per rank ("local" token mean), then DDP averages the
+  gradients across ranks.
+- Resume is exact: model, optimiser, scheduler, estimator state, data cursor and every RNG are
+  checkpointed, and log rows past the checkpoint are dropped before training continues.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import advantages, losses
+from .checkpoint import restore_checkpoint, save_checkpoint
+from .data import PromptSource
+from .modeling import load_policy
+from .progress import progress_bar
+from .results import RunPaths, append_jsonl
+from .rewards import MathVerifier
+from .rollout import RolloutBatch, SamplingParams, concat, encode_prompt, make_backend, take
+from .spec import RunConfig
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Trainer:
+    """Everything one run needs; built once by ``setup``."""
+
+    run: RunConfig
+    paths: RunPaths
+    acc: Any
+    model: Any
+    ref_model: Any
+    tok: Any
+    opt: Any
+    sched: Any
+    estimator: Any
+    verifier: MathVerifier
+    source: PromptSource
+    backend: Any
+    counters: dict = field(default_factory=lambda: {"reward_timeouts": 0})
+
+
+@dataclass
+class Collected:
+    """One step's local rollouts plus the gathered (P, G) rewards the estimator sees."""
+
+    batch: RolloutBatch  # local rows, prompt-major
+    rewards: torch.Tensor  # (P, G) gathered over ranks
+    correct: torch.Tensor  # (P, G) gathered, bool
+    lengths: torch.Tensor  # (P, G) gathered
+    prompt_ids: list[str]  # P gathered
+    tries: int
+    short: int  # groups that had to be filled in unfiltered
+    examples: list[Any]  # local examples, one per local group
+
+
+def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None]) -> Trainer:
+    model, tok = load_policy(run.model, run.task, log=log)
+    ref = None
+    if run.loss.kl_coef > 0:
+        ref, _ = load_policy(run.model, run.task, log=log)
+        ref.requires_grad_(False).eval()
+    opt = torch.optim.AdamW(model.parameters(), lr=run.train.lr, betas=run.train.betas, weight_decay=run.train.weight_decay)
+    # the scheduler stays unprepared: accelerate would step it once per process
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(run))
+    model, opt = acc.prepare(model, opt)
+    if ref is not None:
+        ref = ref.to(acc.device)
+    est = advantages.make(run.advantage.type, **run.advantage.options())
+    ver = MathVerifier(fmt=run.reward.format, scale=run.reward.scale, timeout_s=run.reward.timeout_s, workers=run.reward.workers)
+    max_len = run.rollout.max_prompt_tokens
+    source = PromptSource(run.task, run.data, run.seed, filter_fn=lambda e: len(encode_prompt(tok, e.prompt, run.model.chat_template)) <= max_len)
+    backend = make_backend(run.rollout.backend, acc.unwrap_model(model), tok)
+    return Trainer(run, paths, acc, model, ref, tok, opt, sched, est, ver, source, backend)
+
+
+def lr_lambda(run: RunConfig) -> Callable[[int], float]:
+    """Linear warmup, then constant or cosine decay to 0 over the run."""
+    warm, total, cosine = run.train.warmup_steps, run.train.steps, run.train.lr_schedule == "cosine"
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if not cosine:
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    return f
+
+
+def train(run: RunConfig, paths: RunPaths, *, quiet: bool = False, log: Callable[[str], None] = print,
+          on_eval: Callable[[int, Any, Any], None] | None = None) -> dict:
+    """Train (or resume) one run to ``run.train.steps``; return the last metrics row."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=run.model.mixed_precision)
+    set_seed(run.seed + acc.process_index)
+    t = setup(run, paths, acc, log)
+    try:
+        start = restore_checkpoint(t)
+        if start and acc.is_main_process:
+            log(f"{run.run_id}: resuming from step {start}")
+        row: dict = {}
+        with progress_bar(run.run_id, run.train.steps, start, disable=quiet or not acc.is_main_process) as bar:
+            for step in range(start, run.train.steps):
+                row = train_step(t, step)
+                if acc.is_main_process:
+                    append_jsonl(paths.metrics, [row])
+                bar(step + 1, reward=row["train/reward_mean"], acc=row["train/accuracy"])
+                last = step + 1 == run.train.steps
+                if (step + 1) % run.train.checkpoint_every == 0 or last:
+                    save_checkpoint(t, step + 1)
+                if on_eval and run.eval.every and (step + 1) % run.eval.every == 0 and not last:
+                    on_eval(step + 1, acc.unwrap_model(t.model), t.tok)
+        return row
+    finally:
+        t.verifier.close()
+
+
+def train_step(t: Trainer, step: int) -> dict:
+    """One step: collect rollouts, estimate advantages once, update, return the metrics row."""
+    t0 = time.perf_counter()
+    col, timing = collect(t, step)
+    t1 = time.perf_counter()
+    adv, adv_metrics = t.estimator(col.rewards, prompt_ids=col.prompt_ids, lengths=col.lengths)
+    t2 = time.perf_counter()
+    local = local_slice(t, adv).reshape(-1)
+    upd = update(t, col.batch, local, step)
+    t3 = time.perf_counter()
+    if not all(math.isfinite(v) for v in upd.values()):
+        raise TrainingDiverged(f"step {step}: non-finite loss statistics {upd}; lower train.lr or check the rewards")
+    t.backend.sync_weights(t.acc.unwrap_model(t.model))
+    timing.update({"time/advantage": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0})
+    row = metrics_row(t, step, col, adv, adv_metrics, upd, timing)
+    if t.acc.is_main_process and t.run.train.samples_per_step:
+        write_samples(t, step, col)
+    return row
+
+
+def collect(t: Trainer, step: int) -> tuple[Collected, dict]:
+    """Sample G responses for this rank's prompts and score them; refill filtered groups (DAPO)."""
+    run, acc = t.run, t.acc
+    P, G, world = run.train.prompts_per_step, run.rollout.group_size, acc.num_processes
+    if P % world:
+        raise ValueError(f"train.prompts_per_step={P} must be divisible by the number of processes ({world})")
+    lp, rank = P // world, acc.process_index
+    params = SamplingParams(G, run.rollout.temperature, run.rollout.top_p, run.rollout.max_new_tokens)
+    kept, dropped, tries, t_roll, t_rew = [], [], 0, 0.0, 0.0
+    while True:
+        mine = t.source.next(P)[rank * lp : (rank + 1) * lp]  # every rank draws, each keeps its slice
+        a = time.perf_counter()
+        batch = t.backend.generate([encode_prompt(t.tok, e.prompt, run.model.chat_template) for e in mine], params)
+        b = time.perf_counter()
+        rew, cor = score(t, batch, mine)
+        t_roll, t_rew, tries = t_roll + b - a, t_rew + time.perf_counter() - b, tries + 1
+        for p, ex in enumerate(mine):
+            group = (take(batch, list(range(p * G, (p + 1) * G))), rew[p], cor[p], ex)
+            informative = not run.train.filter_groups.enabled or bool((rew[p] != rew[p][0]).any())
+            (kept if informative else dropped).append(group)
+        done = torch.tensor([float(len(kept) >= lp)], device=acc.device)
+        if not run.train.filter_groups.enabled or tries >= run.train.filter_groups.max_tries or bool(acc.gather(done).min() > 0):
+            break
+    short = max(0, lp - len(kept))
+    groups = (kept + dropped[:short])[:lp]  # a short batch is filled with uninformative groups, and logged
+    local_rew = torch.stack([g[1] for g in groups])
+    local_cor = torch.stack([g[2] for g in groups])
+    batch = concat([g[0] for g in groups], t.tok.pad_token_id)
+    from accelerate.utils import gather_object
+
+    ids = [g[3].id for g in groups]
+    col = Collected(
+        batch=batch,
+        rewards=acc.gather(local_rew.to(acc.device)).cpu(),
+        correct=acc.gather(local_cor.to(acc.device)).cpu().bool(),
+        lengths=acc.gather(batch.lengths.reshape(lp, G).to(acc.device)).cpu(),
+        prompt_ids=gather_object(ids) if world > 1 else ids,
+        tries=tries,
+        short=int(acc.gather(torch.tensor([short], device=acc.device)).sum()),
+        examples=[g[3] for g in groups],
+    )
+    return col, {"time/rollout": t_roll, "time/reward": t_rew}
+
+
+def score(t: Trainer, batch: RolloutBatch, examples: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards (P_local, G) from math-verify, plus DAPO overlong shaping when enabled."""
+    G = t.run.rollout.group_size
+    golds = [e.answer for e in examples for _ in range(G)]
+    results = t.verifier.score(batch.texts, golds)
+    t.counters["reward_timeouts"] += sum(r.timed_out for r in results)
+    rew = torch.tensor([r.score for r in results], dtype=torch.float32)
+    cor = torch.tensor([r.correct for r in results])
+    ol = t.run.train.overlong
+    if ol.enabled:
+        limit = t.run.rollout.max_new_tokens - ol.buffer
+        over = (batch.lengths.float() - limit).clamp(min=0)
+        rew = rew - ol.penalty * over / ol.buffer
+    return rew.reshape(-1, G), cor.reshape(-1, G)
+
+
+def local_slice(t: Trainer, adv: torch.Tensor) -> torch.Tensor:
+    lp = adv.shape[0] // t.acc.num_processes
+    return adv[t.acc.process_index * lp : (t.acc.process_index + 1) * lp]
+
+
+def update(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dict[str, float]:
+    """PPO-clip updates over mini-batches of the local rollouts; returns averaged statistics."""
+    run, acc = t.run, t.acc
+    n = adv.shape[0]
+    mb = n // run.train.mini_batches
+    gen = torch.Generator().manual_seed(run.seed * 100_003 + step)
+    sums: dict[str, float] = {}
+    count = 0
+    t.model.train()
+    for _ in range(run.train.ppo_epochs):
+        order = torch.randperm(n, generator=gen)
+        for k in range(run.train.mini_batches):
+            idx = order[k * mb : (k + 1) * mb]
+            stats = minibatch_step(t, batch, adv, idx)
+            for key, v in stats.items():
+                sums[key] = sums.get(key, 0.0) + v
+            count += 1
+    out = {k: v / count for k, v in sums.items()}
+    out["train/lr"] = float(t.sched.get_last_lr()[0])
+    t.sched.step()
+    return out
+
+
+def minibatch_step(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, idx: torch.Tensor) -> dict[str, float]:
+    run, acc, L = t.run, t.acc, t.run.loss
+    width = int(batch.lengths[idx].max().clamp(min=1))  # trim padding the mini-batch does not use
+    pm = batch.prompt_mask[idx]
+    first = int((pm.sum(0) > 0).nonzero()[0]) if pm.any() else 0
+    ids = torch.cat([batch.prompt_ids[idx][:, first:], batch.response_ids[idx][:, :width]], 1).to(acc.device)
+    mask = batch.response_mask[idx][:, :width].to(acc.device)
+    attn = torch.cat([pm[:, first:], mask.long()], 1)
+    need_ent = L.entropy_coef > 0
+    logp, ent = sequence_logprobs(t.model, ids, attn, ids.shape[1] - width, run.rollout.temperature, need_ent)
+    ref = None
+    if t.ref_model is not None:
+        with torch.no_grad():
+            ref, _ = sequence_logprobs(t.ref_model, ids, attn, ids.shape[1] - width, run.rollout.temperature, False)
+    loss, st = losses.policy_loss(
+        logp, batch.old_logprobs[idx][:, :width].to(acc.device), adv[idx].to(acc.device), mask,
+        clip_low=L.clip_low, clip_high=L.clip_high, clip_c=L.clip_c, aggregation=L.aggregation,
+        constant_norm=L.constant_norm, ref_logp=ref, kl_coef=L.kl_coef, kl_estimator=L.kl_estimator,
+        entropy=ent, entropy_coef=L.entropy_coef,
+    )
+    t.opt.zero_grad()
+    acc.backward(loss)
+    gnorm = acc.clip_grad_norm_(t.model.parameters(), run.train.grad_clip)
+    t.opt.step()
+    out = {f"loss/{k}": float(v) for k, v in st.items()}
+    out.update({"loss/total": float(loss.detach()), "train/grad_norm": float(gnorm)})
+    if ent is not None:
+        out["train/entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
+    return out
+
+
+def sequence_logprobs(model, ids, attn, prompt_width: int, temperature: float, with_entropy: bool):
+    """Log-probs (B, T) of the response tokens (and per-token entropy when asked, else None)."""
+    pos = (attn.cumsum(1) - 1).clamp(min=0)  # left padding: positions must start at each prompt's first token
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits
+    logits = logits[:, prompt_width - 1 : -1].float() / temperature
+    logp = losses.token_logprobs(logits, ids[:, prompt_width:])
+    ent = losses.entropy_from_logits(logits) if with_entropy else None
+    return logp, ent
+
+
+def metrics_row(t: Trainer, step: int, col: Collected, adv, adv_metrics, upd, timing) -> dict:
+    """The step's JSON row: rewards, group regimes, advantages, estimator metrics, update stats, timings."""
+    r, c = col.rewards, col.correct.float()
+    toks = float(col.lengths.sum())
+    row = {
+        "step": step,
+        "train/reward_mean": float(r.mean()), "train/reward_std": float(r.std()) if r.numel() > 1 else 0.0,
+        "train/accuracy": float(c.mean()), "train/response_length": float(col.lengths.float().mean()),
+        "train/truncated_frac": float(col.batch.truncated.float().mean()),
+        "groups/all_fail_frac": float((c.sum(1) == 0).float().mean()),
+        "groups/all_success_frac": float((c.sum(1) == c.shape[1]).float().mean()),
+        "adv/mean": float(adv.mean()), "adv/std": float(adv.std()) if adv.numel() > 1 else 0.0,
+        "adv/zero_frac": float((adv.abs() < 1e-8).float().mean()),
+        "reward/timeouts": t.counters["reward_timeouts"],
+        "filter/tries": col.tries, "filter/short_groups": col.short,
+        "throughput/tokens_per_s": toks / max(timing["time/rollout"], 1e-9),
+    }
+    row.update(adv_metrics)
+    row.update(upd)
+    row.update(timing)
+    return row
+
+
+def write_samples(t: Trainer, step: int, col: Collected) -> None:
+    G, k = t.run.rollout.group_size, t.run.train.samples_per_step
+    rows = []
+    for i in range(min(k, len(col.batch.texts))):
+        ex = col.examples[i // G]
+        rows.append({"step": step, "prompt_id": ex.id, "prompt": ex.prompt, "answer": ex.answer,
+                     "response": col.batch.texts[i], "reward": float(col.rewards.reshape(-1)[i])})
+    append_jsonl(t.paths.samples, rows)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
