@@ -31,6 +31,8 @@ def save_checkpoint(t: Any, next_step: int) -> Path:
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
     torch.save(rng_state(), tmp / f"rng_rank{acc.process_index}.pt")
+    # every rank's own copy of the estimator state, so tests can check the ranks agree
+    torch.save(t.estimator.state_dict(), tmp / f"estimator_rank{acc.process_index}.pt")
     if acc.is_main_process:
         torch.save(acc.unwrap_model(t.model).state_dict(), tmp / "model.pt")
         torch.save(

@@ -44,10 +44,17 @@ def run_experiment(exp: Experiment, runs: list[RunConfig], *, force: bool = Fals
             status[run.run_id] = run_one(run, root, force=force, quiet=quiet)
         except RunRefused as e:
             raise UserError(str(e)) from None
-    log(f"{exp.name}: {len(runs)} runs in {time.time() - t0:.0f} s: "
-        + ", ".join(f"{k}={v}" for k, v in sorted(status.items())))
-    print(comparison_table(root / exp.name, runs))
+    if _is_main():
+        log(f"{exp.name}: {len(runs)} runs in {time.time() - t0:.0f} s: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(status.items())))
+        print(comparison_table(root / exp.name, runs))
     return status
+
+
+def _is_main() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool) -> str:
@@ -60,7 +67,8 @@ def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool) -> str:
                 f"{paths.dir} holds a run of a different spec (hash {rec.get('spec_hash')}, now {h}); "
                 "rename the experiment, or pass --force to delete it and start over"
             )
-        shutil.rmtree(paths.dir)
+        if _is_main():
+            shutil.rmtree(paths.dir)
         rec = None
     if rec is not None and rec.get("status") == "completed":
         log(f"{run.run_id}: completed earlier, skipped")
@@ -69,32 +77,43 @@ def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool) -> str:
 
 
 def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
+    """Train, evaluate and record one run; under ``accelerate launch`` only rank 0 writes files."""
+    import torch
+    from accelerate import PartialState
+
     from .trainer import TrainingDiverged, train
 
-    import torch
-
-    paths.dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(paths.spec, resolved_yaml(run))
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    prev = read_record(paths) or {}
-    update_record(paths, status="running", spec_hash=h, run_id=run.run_id, arm=run.arm, seed=run.seed,
-                  axes=run.axes, experiment=run.name, estimator=run.advantage.type,
-                  started=prev.get("started", now()), resumed=now() if prev else None, device=device,
-                  provenance=provenance(), error=None)
+    state = PartialState()
+    main = state.is_main_process
+    if main:
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(paths.spec, resolved_yaml(run))
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        prev = read_record(paths) or {}
+        update_record(paths, status="running", spec_hash=h, run_id=run.run_id, arm=run.arm, seed=run.seed,
+                      axes=run.axes, experiment=run.name, estimator=run.advantage.type,
+                      started=prev.get("started", now()), resumed=now() if prev else None, device=device,
+                      processes=state.num_processes, provenance=provenance(), error=None)
+    state.wait_for_everyone()
     t0 = time.time()
     try:
-        last = train(run, paths, quiet=quiet, log=log, on_eval=lambda step, m, tok: evaluate_run(run, paths, m, tok, step, quiet=True))
+        last = train(run, paths, quiet=quiet, log=log,
+                     on_eval=lambda step, m, tok: evaluate_run(run, paths, m, tok, step, quiet=True))
     except TrainingDiverged as e:
-        update_record(paths, status="failed", error=str(e), finished=now())
+        if main:
+            update_record(paths, status="failed", error=str(e), finished=now())
         log(f"{run.run_id}: FAILED: {e}")
         return "failed"
     except BaseException as e:
-        update_record(paths, status="interrupted", error=f"{type(e).__name__}: {e}")
+        if main:
+            update_record(paths, status="interrupted", error=f"{type(e).__name__}: {e}")
         raise
-    summary = final_evaluation(run, paths, quiet=quiet)
-    update_record(paths, status="completed", finished=now(), train_seconds=round(time.time() - t0, 1),
-                  last_step=run.train.steps, final_train={k: last.get(k) for k in ("train/reward_mean", "train/accuracy")},
-                  eval=summary)
+    if main:
+        summary = final_evaluation(run, paths, quiet=quiet)
+        update_record(paths, status="completed", finished=now(), train_seconds=round(time.time() - t0, 1),
+                      last_step=run.train.steps,
+                      final_train={k: last.get(k) for k in ("train/reward_mean", "train/accuracy")}, eval=summary)
+    state.wait_for_everyone()
     return "completed"
 
 

@@ -30,7 +30,7 @@ import torch
 
 from . import advantages, losses
 from .checkpoint import restore_checkpoint, save_checkpoint
-from .data import PromptSource
+from .datastream import PromptSource
 from .modeling import load_policy
 from .progress import progress_bar
 from .results import RunPaths, append_jsonl
@@ -134,7 +134,10 @@ def train(run: RunConfig, paths: RunPaths, *, quiet: bool = False, log: Callable
                 if (step + 1) % run.train.checkpoint_every == 0 or last:
                     save_checkpoint(t, step + 1)
                 if on_eval and run.eval.every and (step + 1) % run.eval.every == 0 and not last:
-                    on_eval(step + 1, acc.unwrap_model(t.model), t.tok)
+                    if acc.is_main_process:
+                        on_eval(step + 1, acc.unwrap_model(t.model), t.tok)
+                        t.model.train()
+                    acc.wait_for_everyone()
         return row
     finally:
         t.verifier.close()
@@ -168,40 +171,58 @@ def collect(t: Trainer, step: int) -> tuple[Collected, dict]:
         raise ValueError(f"train.prompts_per_step={P} must be divisible by the number of processes ({world})")
     lp, rank = P // world, acc.process_index
     params = SamplingParams(G, run.rollout.temperature, run.rollout.top_p, run.rollout.max_new_tokens)
-    kept, dropped, tries, t_roll, t_rew = [], [], 0, 0.0, 0.0
+    filtering, rounds, t_roll, t_rew, n_kept = run.train.filter_groups.enabled, [], 0.0, 0.0, 0
     while True:
         mine = t.source.next(P)[rank * lp : (rank + 1) * lp]  # every rank draws, each keeps its slice
         a = time.perf_counter()
         batch = t.backend.generate([encode_prompt(t.tok, e.prompt, run.model.chat_template) for e in mine], params)
         b = time.perf_counter()
         rew, cor = score(t, batch, mine)
-        t_roll, t_rew, tries = t_roll + b - a, t_rew + time.perf_counter() - b, tries + 1
-        for p, ex in enumerate(mine):
-            group = (take(batch, list(range(p * G, (p + 1) * G))), rew[p], cor[p], ex)
-            informative = not run.train.filter_groups.enabled or bool((rew[p] != rew[p][0]).any())
-            (kept if informative else dropped).append(group)
-        done = torch.tensor([float(len(kept) >= lp)], device=acc.device)
-        if not run.train.filter_groups.enabled or tries >= run.train.filter_groups.max_tries or bool(acc.gather(done).min() > 0):
+        t_roll, t_rew = t_roll + b - a, t_rew + time.perf_counter() - b
+        rounds.append((batch, rew, cor, mine))
+        if not filtering:
             break
+        n_kept += int((rew != rew[:, :1]).any(1).sum())
+        done = torch.tensor([float(n_kept >= lp)], device=acc.device)
+        if len(rounds) >= run.train.filter_groups.max_tries or bool(acc.gather(done).min() > 0):
+            break
+    batch, rew, cor, examples, short = rounds[0] + (0,) if not filtering else select_groups(t, rounds, lp)
+    rewards, correct, lengths, ids = gather_groups(acc, rew, cor, batch.lengths.reshape(lp, G), [e.id for e in examples])
+    short_all = int(acc.gather(torch.tensor([short], device=acc.device)).sum())
+    col = Collected(batch, rewards, correct, lengths, ids, len(rounds), short_all, examples)
+    return col, {"time/rollout": t_roll, "time/reward": t_rew}
+
+
+def select_groups(t: Trainer, rounds: list, lp: int) -> tuple:
+    """DAPO dynamic sampling: keep groups whose rewards differ, in sampling order, up to lp.
+
+    A batch still short after the last round is filled with uninformative groups (so every rank
+    keeps the same static shapes) and the number filled in is logged as ``filter/short_groups``.
+    """
+    G = t.run.rollout.group_size
+    kept, dropped = [], []
+    for batch, rew, cor, examples in rounds:
+        for p, ex in enumerate(examples):
+            group = (take(batch, list(range(p * G, (p + 1) * G))), rew[p], cor[p], ex)
+            (kept if bool((rew[p] != rew[p][0]).any()) else dropped).append(group)
     short = max(0, lp - len(kept))
-    groups = (kept + dropped[:short])[:lp]  # a short batch is filled with uninformative groups, and logged
-    local_rew = torch.stack([g[1] for g in groups])
-    local_cor = torch.stack([g[2] for g in groups])
+    groups = (kept + dropped[:short])[:lp]
     batch = concat([g[0] for g in groups], t.tok.pad_token_id)
+    return batch, torch.stack([g[1] for g in groups]), torch.stack([g[2] for g in groups]), [g[3] for g in groups], short
+
+
+def gather_groups(acc: Any, rewards: torch.Tensor, correct: torch.Tensor, lengths: torch.Tensor,
+                  ids: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """Concatenate every rank's (P_local, G) group statistics in rank order into the full (P, G) batch.
+
+    All ranks get the same tensors, so the estimator computes identical advantages and state on
+    each of them.
+    """
     from accelerate.utils import gather_object
 
-    ids = [g[3].id for g in groups]
-    col = Collected(
-        batch=batch,
-        rewards=acc.gather(local_rew.to(acc.device)).cpu(),
-        correct=acc.gather(local_cor.to(acc.device)).cpu().bool(),
-        lengths=acc.gather(batch.lengths.reshape(lp, G).to(acc.device)).cpu(),
-        prompt_ids=gather_object(ids) if world > 1 else ids,
-        tries=tries,
-        short=int(acc.gather(torch.tensor([short], device=acc.device)).sum()),
-        examples=[g[3] for g in groups],
-    )
-    return col, {"time/rollout": t_roll, "time/reward": t_rew}
+    dev = acc.device
+    full = [acc.gather(x.to(dev)).cpu() for x in (rewards, correct.long(), lengths)]
+    return full[0], full[1].bool(), full[2], (gather_object(ids) if acc.num_processes > 1 else list(ids))
 
 
 def score(t: Trainer, batch: RolloutBatch, examples: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:

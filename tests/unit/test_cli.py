@@ -71,3 +71,15 @@ def test_bad_arguments_exit_2(args, needle):
     p = cli(*args)
     assert p.returncode == 2
     assert needle in p.stderr and "Traceback" not in p.stderr
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    command = [line for line in ci if line.startswith("python3 -m venv")]
+    assert len(command) == 1
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0].strip() for b in quick.split("```bash")[1:]]
+    assert len(blocks) == 2, "the Quickstart has exactly two commands"
+    assert blocks[1] == command[0]
+    assert "ebpo-bench run specs/quickstart.yaml" in blocks[0]

@@ -1,0 +1,68 @@
+"""Two CPU processes under ``accelerate launch`` (gloo) hold estimator state identical to one process
+on the same gathered batch; a 2-process training run keeps both ranks' estimator state equal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+pytestmark = pytest.mark.integration
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+          "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def _env(tmp: Path) -> dict:
+    return dict(os.environ, PYTHONPATH=str(ROOT), EBPO_BENCH_CACHE=str(tmp / "cache"), HF_HUB_OFFLINE="1",
+                TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
+
+
+def test_two_processes_match_one_process_on_the_gathered_batch(tmp_path):
+    sys.path.insert(0, str(HERE))
+    import parity_worker as w
+
+    p = subprocess.run([*LAUNCH, str(HERE / "parity_worker.py"), str(tmp_path)], env=_env(tmp_path),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    from ebpo_bench import advantages
+
+    for key, (name, opts) in w.ESTIMATORS.items():
+        ref = advantages.make(name, **opts)
+        for step in range(4):
+            R, L, ids = w.full_batch(step)
+            adv, metrics = ref(R, prompt_ids=ids, lengths=L)
+            for r in (r0, r1):
+                assert torch.equal(r["record"][key][step]["adv"], adv), (key, step)
+                assert r["record"][key][step]["metrics"] == metrics
+        assert r0["state"][key] == r1["state"][key] == ref.state_dict(), key
+
+
+def test_two_process_training_run_keeps_ranks_in_step(tmp_path):
+    spec = {
+        "name": "mp", "seeds": [1],
+        "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
+        "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1, 2], "eval_levels": [1], "eval_per_level": 4},
+        "rollout": {"group_size": 4, "max_new_tokens": 6},
+        "train": {"steps": 3, "prompts_per_step": 4, "mini_batches": 2, "checkpoint_every": 3},
+        "eval": {"n_samples": 1},
+        "advantage": {"type": "ebpo", "prior_scope": "cumulative"},
+    }
+    path = tmp_path / "mp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    p = subprocess.run([*LAUNCH, "-m", "ebpo_bench", "run", str(path), "--quiet", "--results", str(tmp_path / "r")],
+                       cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ck = tmp_path / "r/mp/ebpo/seed1/checkpoints/step_000003"
+    s0 = torch.load(ck / "estimator_rank0.pt", weights_only=False)
+    s1 = torch.load(ck / "estimator_rank1.pt", weights_only=False)
+    assert s0 == s1 and s0
+    state = torch.load(ck / "state.pt", weights_only=False)
+    assert state["world_size"] == 2
