@@ -97,6 +97,29 @@ def run(
     runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
 
 
+@app.command(epilog="Examples: ebpo-bench report; ebpo-bench report results/quickstart --out reports --reference grpo")
+def report(
+    experiment: Annotated[Optional[Path], typer.Argument(help="One experiment folder (default: every experiment under --results).")] = None,
+    results: Annotated[Path, typer.Option(help="Results root.")] = Path("results"),
+    out: Annotated[Path, typer.Option(help="Reports folder.")] = Path("reports"),
+    reference: Annotated[str, typer.Option(help="Arm the others are compared against.")] = "grpo",
+    latex: Annotated[bool, typer.Option("--latex", help="Also write LaTeX tables.")] = False,
+) -> None:
+    """Build comparison reports (tables, figures, statistics) from result folders; never imports torch."""
+    from .report import build_reports
+
+    if experiment is not None and not experiment.is_dir():
+        _fail(f"{experiment}: no such experiment folder; run `ebpo-bench run SPEC` first or check the path")
+    if experiment is None and not results.is_dir():
+        _fail(f"{results}: no results folder; run `ebpo-bench run SPEC` first or pass --results")
+    try:
+        paths = build_reports(results, experiment, out, reference=reference, latex=latex)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    for p in paths:
+        typer.echo(f"wrote {p}")
+
+
 def select_runs(exp, arms: list[str] | None, seeds: list[int] | None):
     from .registry import suggest
 

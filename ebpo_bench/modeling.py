@@ -32,9 +32,19 @@ def cache_root() -> Path:
     return Path(os.environ.get("EBPO_BENCH_CACHE", Path.home() / ".cache" / "ebpo_bench"))
 
 
+def quiet_transformers() -> None:
+    """Our own progress bars and logs say what happens; transformers' per-load bars are noise here."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def load_policy(cfg: ModelConfig, task: Any, *, log: Callable[[str], None] = print) -> tuple[Any, Any]:
     """Return (model, tokenizer) for a run; the tokenizer pads on the left."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
 
     if cfg.path == "tiny":
         src = ensure_warm_start(cfg, task, log=log) if cfg.warm_start else None

@@ -48,7 +48,19 @@ def run_experiment(exp: Experiment, runs: list[RunConfig], *, force: bool = Fals
         log(f"{exp.name}: {len(runs)} runs in {time.time() - t0:.0f} s: "
             + ", ".join(f"{k}={v}" for k, v in sorted(status.items())))
         print(comparison_table(root / exp.name, runs))
+        build_report(root, exp.name)
     return status
+
+
+def build_report(root: Path, name: str) -> None:
+    """Build the experiment's report; a report problem never fails the finished runs."""
+    from .report import build_reports
+
+    try:
+        for p in build_reports(root, root / name, Path("reports")):
+            log(f"report: {p}")
+    except Exception as e:  # noqa: BLE001 - the runs are done; say what went wrong and move on
+        log(f"report for {name} could not be built ({type(e).__name__}: {e}); run `ebpo-bench report {root / name}`")
 
 
 def _is_main() -> bool:

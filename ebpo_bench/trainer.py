@@ -277,8 +277,8 @@ def minibatch_step(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, idx: torc
     ids = torch.cat([batch.prompt_ids[idx][:, first:], batch.response_ids[idx][:, :width]], 1).to(acc.device)
     mask = batch.response_mask[idx][:, :width].to(acc.device)
     attn = torch.cat([pm[:, first:], mask.long()], 1)
-    need_ent = L.entropy_coef > 0
-    logp, ent = sequence_logprobs(t.model, ids, attn, ids.shape[1] - width, run.rollout.temperature, need_ent)
+    bonus = L.entropy_coef > 0
+    logp, ent = sequence_logprobs(t.model, ids, attn, ids.shape[1] - width, run.rollout.temperature, True if bonus else "detached")
     ref = None
     if t.ref_model is not None:
         with torch.no_grad():
@@ -287,7 +287,7 @@ def minibatch_step(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, idx: torc
         logp, batch.old_logprobs[idx][:, :width].to(acc.device), adv[idx].to(acc.device), mask,
         clip_low=L.clip_low, clip_high=L.clip_high, clip_c=L.clip_c, aggregation=L.aggregation,
         constant_norm=L.constant_norm, ref_logp=ref, kl_coef=L.kl_coef, kl_estimator=L.kl_estimator,
-        entropy=ent, entropy_coef=L.entropy_coef,
+        entropy=ent if bonus else None, entropy_coef=L.entropy_coef,
     )
     t.opt.zero_grad()
     acc.backward(loss)
@@ -295,19 +295,26 @@ def minibatch_step(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, idx: torc
     t.opt.step()
     out = {f"loss/{k}": float(v) for k, v in st.items()}
     out.update({"loss/total": float(loss.detach()), "train/grad_norm": float(gnorm)})
-    if ent is not None:
-        out["train/entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
+    out["train/entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
     return out
 
 
-def sequence_logprobs(model, ids, attn, prompt_width: int, temperature: float, with_entropy: bool):
-    """Log-probs (B, T) of the response tokens (and per-token entropy when asked, else None)."""
+def sequence_logprobs(model, ids, attn, prompt_width: int, temperature: float, with_entropy: bool | str):
+    """Log-probs (B, T) of the response tokens and per-token entropy (B, T) or None.
+
+    ``with_entropy``: False (no entropy), True (entropy with gradient, for an entropy bonus) or
+    "detached" (entropy for logging only, outside the autograd graph).
+    """
     pos = (attn.cumsum(1) - 1).clamp(min=0)  # left padding: positions must start at each prompt's first token
     logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits
     logits = logits[:, prompt_width - 1 : -1].float() / temperature
     logp = losses.token_logprobs(logits, ids[:, prompt_width:])
-    ent = losses.entropy_from_logits(logits) if with_entropy else None
-    return logp, ent
+    if not with_entropy:
+        return logp, None
+    if with_entropy == "detached":
+        with torch.no_grad():
+            return logp, losses.entropy_from_logits(logits.detach())
+    return logp, losses.entropy_from_logits(logits)
 
 
 def metrics_row(t: Trainer, step: int, col: Collected, adv, adv_metrics, upd, timing) -> dict:

@@ -65,6 +65,22 @@ def throughput(name: str, dtype: torch.dtype, P: int = 64, G: int = 8, T: int = 
             "update_tok_s": round(ntok / t_upd), "logprob_max_abs_diff": diff}
 
 
+def estimator_parity() -> dict:
+    """Every registered estimator gives the same advantages on CUDA as on CPU."""
+    from ebpo_bench import advantages
+
+    g = torch.Generator().manual_seed(0)
+    r = (torch.rand(64, 8, generator=g) < 0.4).float()
+    lengths = torch.randint(1, 50, (64, 8), generator=g)
+    ids = [f"p{i}" for i in range(64)]
+    out = {}
+    for name in advantages.available():
+        cpu = advantages.make(name)(r, prompt_ids=ids, lengths=lengths)[0]
+        gpu = advantages.make(name)(r.cuda(), prompt_ids=ids, lengths=lengths.cuda())[0].cpu()
+        out[name] = float((cpu - gpu).abs().max())
+    return out
+
+
 def cli_run(out: Path) -> dict:
     spec = ROOT / "scripts" / "gpu_smoke_spec.yaml"
     env = dict(os.environ, EBPO_BENCH_CACHE=str(out / "cache"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -90,6 +106,7 @@ def main(out: Path) -> None:
         for dtype in (torch.float32, torch.bfloat16):
             res["throughput"].append(throughput(name, dtype))
             print(json.dumps(res["throughput"][-1]), flush=True)
+    res["estimator_cpu_vs_cuda_max_abs_diff"] = estimator_parity()
     try:
         import vllm  # noqa: F401
 

@@ -27,7 +27,7 @@ NO_TORCH = (
 @pytest.mark.parametrize(
     "args",
     [["--help"], ["validate", "specs/quickstart.yaml", "specs/group_size_sweep.yaml"], ["ls"], ["ls", "estimators"],
-     ["run", "specs/quickstart.yaml", "--dry-run"], ["run", "--help"]],
+     ["run", "specs/quickstart.yaml", "--dry-run"], ["run", "--help"], ["report", "--help"]],
 )
 def test_fast_commands_do_not_import_torch(args):
     p = subprocess.run([sys.executable, "-c", NO_TORCH.format(args=args)], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -1,0 +1,99 @@
+"""``ebpo-bench report``: the paper's tables, figures and an honest reading for your own runs.
+
+Reads only files under ``results/`` (never the trainer: this package imports neither torch nor
+transformers) and writes ``<out>/<experiment>/`` with ``report.md``, ``tables/`` (markdown, CSV,
+LaTeX on request, and ``runs.csv``) and ``figures/`` (PNG + SVG). Modules:
+
+- ``load``: run directories -> tidy frames, bad runs flagged;
+- ``stats``: seed bootstrap, paired two-way bootstrap, pass@k;
+- ``tables``: Table 1 / 2 / 3 layouts, reported (paper) rows, markdown / CSV / LaTeX;
+- ``figures``: training curves, final Pass@1, Pass@1 vs G, pass@k;
+- ``markdown``: report.md and index.md.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from .load import ExperimentData, find_experiments, load_experiment
+from .tables import Analysis, analyse, load_paper, to_frame, to_latex, to_markdown
+
+__all__ = ["build_reports", "build_experiment_report", "load_experiment", "analyse", "ExperimentData", "Analysis"]
+
+
+def build_experiment_report(exp_dir: Path, out: Path, *, reference: str = "grpo", latex: bool = False,
+                            paper: dict | None = None) -> tuple[Path, ExperimentData]:
+    """Build ``out/<experiment>/report.md`` for one experiment folder; return (path, loaded data)."""
+    from .figures import make_figures  # matplotlib only when a report is really built
+    from .markdown import write_report
+
+    data = load_experiment(exp_dir)
+    a = analyse(data, reference=reference, paper=paper)
+    out_dir = out / data.name
+    for sub in ("tables", "figures"):  # stale files of an earlier layout must not linger
+        shutil.rmtree(out_dir / sub, ignore_errors=True)
+    tdir = out_dir / "tables"
+    tdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for t in a.tables:
+        files = [tdir / f"{t.key}.md", tdir / f"{t.key}.csv"]
+        files[0].write_text(f"{t.title}\n\n{to_markdown(t)}\n")
+        to_frame(t).to_csv(files[1], index=False)
+        if latex:
+            files.append(tdir / f"{t.key}.tex")
+            files[2].write_text(to_latex(t))
+        written.append((t, files))
+    runs = data.runs.copy()
+    if len(runs):
+        runs["flags"] = runs["flags"].map("; ".join)
+        runs.drop(columns=["axes"]).to_csv(tdir / "runs.csv", index=False)
+    figs = make_figures(data, a, out_dir / "figures") if len(data.runs) else {}
+    return write_report(data, a, written, figs, out_dir), data
+
+
+def build_reports(results_root: Path, experiment_dir: Path | None = None, out: Path | None = None, *,
+                  reference: str = "grpo", latex: bool = False) -> list[Path]:
+    """Build the report of one experiment, or of every experiment under ``results_root`` plus an index.
+
+    Args:
+        results_root: the results folder (``results/``); used when ``experiment_dir`` is None.
+        experiment_dir: one experiment folder (``results/<experiment>``), or None for all.
+        out: reports folder (default ``reports``); each experiment goes to ``out/<experiment>/``.
+        reference: arm every other arm is compared with (paired differences).
+        latex: also write each table as a LaTeX tabular.
+
+    Returns:
+        The report.md paths written, followed by ``out/index.md`` when building all.
+
+    Raises:
+        FileNotFoundError: ``experiment_dir`` (or ``results_root`` when building all) does not exist.
+    """
+    from .markdown import write_index
+
+    out = Path(out) if out is not None else Path("reports")
+    paper = load_paper()
+    if experiment_dir is not None:
+        exp = Path(experiment_dir)
+        if not exp.is_dir():
+            raise FileNotFoundError(f"no experiment folder {exp}; expected results/<experiment>")
+        return [build_experiment_report(exp, out, reference=reference, latex=latex, paper=paper)[0]]
+    root = Path(results_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no results folder {root}; run an experiment first (ebpo-bench run <spec>)")
+    paths, entries = [], []
+    for exp in find_experiments(root):
+        try:
+            path, data = build_experiment_report(exp, out, reference=reference, latex=latex, paper=paper)
+        except Exception as e:  # one unreadable experiment must not hide the reports of the others
+            print(f"report of {exp.name} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            entries.append({"name": exp.name, "error": f"{type(e).__name__}: {e}"})
+            continue
+        paths.append(path)
+        runs = data.runs
+        entries.append({"name": data.name, "description": data.spec.get("description", ""), "runs": len(runs),
+                        "in_tables": int(runs["in_tables"].astype(bool).sum()) if len(runs) else 0,
+                        "link": path.relative_to(out).as_posix()})
+    paths.append(write_index(entries, out))
+    return paths

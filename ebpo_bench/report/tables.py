@@ -1,0 +1,388 @@
+"""The paper's table layouts for one experiment: cells, paired differences, reported rows.
+
+Pass@1 of a run on a benchmark is avg@n at the run's last evaluated step: the mean over problems of
+the fraction of correct samples. A cell is the mean over seeds of that (in %), with a bootstrap CI
+over seeds (``stats.bootstrap_mean``); ``Avg`` is computed per seed over the averaged benchmarks,
+then summarised the same way (a seed lacking one of them has no Avg). Paired differences use
+``stats.paired_bootstrap`` against the reference arm at the same grid point.
+
+Layouts: ``table1`` (methods x benchmarks), ``table2`` (group size x method, as an Avg pivot and
+per benchmark), ``table3`` (data-ordering ablation: methods x benchmarks with the data order shown).
+Reported (paper) rows come from ``ebpo_bench/data/paper_results.yaml`` and appear only when the spec
+names the paper table and the experiment evaluates on the paper's benchmarks (or has no results
+yet): the synthetic levels are not comparable with AIME.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .load import ExperimentData
+from .stats import Estimate, bootstrap_mean, paired_bootstrap
+
+PAPER_BENCHMARKS = ["math500", "aime24", "aime25", "amc23", "olympiadbench"]
+BENCH_NAMES = {"math500": "MATH-500", "aime24": "AIME24", "aime25": "AIME25", "amc23": "AMC23",
+               "olympiadbench": "OlympiadBench", "avg": "Avg"}
+BENCH_ALIASES = {"math": "math500", "math500": "math500", "olympiad": "olympiadbench", "olympiadb": "olympiadbench"}
+MODEL_KEYS = {"LLaMA3.1-8B": ("llama", "8b"), "Qwen3-14B": ("qwen3", "14b")}  # else the table's default
+PAPER_FILE = Path(__file__).resolve().parent.parent / "data" / "paper_results.yaml"
+REPRODUCED, REPORTED, DIFFERENCE = "reproduced", "reported (paper)", "paired difference"
+NAN = float("nan")
+
+
+@dataclass
+class Row:
+    """One table row: a label, where its numbers come from, cells by column key, flags by column."""
+
+    label: str
+    source: str
+    cells: dict[str, Estimate]
+    lead: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    """A rendered-ready table: ``lead`` columns (e.g. G) before the value ``columns``."""
+
+    key: str
+    title: str
+    lead: list[str]
+    columns: list[str]
+    headers: dict[str, str]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Analysis:
+    """Numbers of one experiment: cells and differences per variant, the tables built from them."""
+
+    layout: str
+    reference: str
+    columns: list[str]
+    avg_over: list[str]
+    variants: pd.DataFrame
+    cells: dict[str, dict[str, Estimate]]
+    diffs: dict[str, dict[str, Estimate]]
+    ref_of: dict[str, str]
+    paper: list[dict]
+    scores: pd.DataFrame
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def norm(name: str) -> str:
+    """Lower case without punctuation: how arm names and paper aliases are compared."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def canonical_benchmark(name: str) -> str:
+    """``MATH-500`` / ``math`` -> ``math500``, ``OlympiadBench`` -> ``olympiadbench``; others lower-cased."""
+    n = norm(name)
+    return BENCH_ALIASES.get(n, n)
+
+
+def bench_display(key: str) -> str:
+    """Column header of a benchmark key: ``level3`` -> ``Level 3``, ``aime24`` -> ``AIME24``."""
+    m = re.fullmatch(r"level(\d+)", key)
+    return f"Level {m.group(1)}" if m else BENCH_NAMES.get(key, key)
+
+
+def load_paper(path: Path = PAPER_FILE) -> dict:
+    """The reported numbers of the paper's Tables 1-3 (see the YAML's header)."""
+    return yaml.safe_load(path.read_text())
+
+
+def paper_rows(paper: dict, table: str, model_path: str = "") -> list[dict]:
+    """Reported rows of one paper table for the model block closest to ``model_path``.
+
+    For ``table2``, the G = 4 rows (GRPO, DAPO, EBPO) come from Table 1, which is the G = 4 setting.
+    """
+    spec = paper["tables"].get(table)
+    if not spec:
+        return []
+    m = norm(model_path)
+    model = next((b for b, keys in MODEL_KEYS.items() if all(k in m for k in keys)), spec.get("default_model"))
+    rows = [dict(r) for r in spec["rows"] if r["model"] == model]
+    if table == "table2":
+        for r in paper_rows(paper, "table1", model_path):
+            if norm(r["method"]) in ("grpo", "dapo", "ebpotopic"):
+                flags = {k: ", ".join(filter(None, [r.get("flags", {}).get(k), "table1"])) for k in r["values"]}
+                rows.append(dict(r, G=4, method="EBPO" if "ebpo" in norm(r["method"]) else r["method"], flags=flags))
+        rows.sort(key=lambda r: r.get("G", 0))
+    return rows
+
+
+def choose_layout(data: ExperimentData) -> str:
+    """The spec's paper_table; else table2 when G is a grid axis, else table1."""
+    pt = data.spec.get("paper_table")
+    if pt in ("table1", "table2", "table3"):
+        return pt
+    return "table2" if "rollout.group_size" in data.axes else "table1"
+
+
+def final_scores(data: ExperimentData) -> pd.DataFrame:
+    """Per-problem Pass@1 (fraction correct, 0-1) at each table run's last step: one row per problem."""
+    runs = data.runs
+    if runs.empty or data.problems.empty:
+        return pd.DataFrame(columns=["variant", "arm", "seed", "benchmark", "problem_id", "n", "correct", "score"])
+    final = runs.loc[runs["in_tables"].astype(bool), ["run_id", "final_step"]]
+    pr = data.problems.merge(final, on="run_id")
+    pr = pr[pr["step"] == pr["final_step"]].copy()
+    pr["benchmark"] = pr["benchmark"].map(canonical_benchmark)
+    pr["score"] = pr["correct"] / pr["n"]
+    return pr.drop(columns=["final_step", "step"]).reset_index(drop=True)
+
+
+def _columns(layout: str, data: ExperimentData, fs: pd.DataFrame) -> tuple[list[str], list[str], bool]:
+    """(benchmark columns, benchmarks averaged in Avg, whether reported rows are comparable)."""
+    present = sorted(set(fs["benchmark"]), key=lambda b: (not b.startswith("level"), _natural(b)))
+    paper_like = bool(data.spec.get("paper_table")) and (not present or bool(set(present) & set(PAPER_BENCHMARKS)))
+    if paper_like:
+        cols = PAPER_BENCHMARKS + [b for b in present if b not in PAPER_BENCHMARKS]
+        avg = [b for b in PAPER_BENCHMARKS if b in present] or present or list(PAPER_BENCHMARKS)
+    else:
+        cols, avg = present, present
+    return cols, avg, paper_like
+
+
+def _natural(s: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
+
+
+def seed_table(fs: pd.DataFrame, columns: list[str], avg_over: list[str]) -> pd.DataFrame:
+    """Pass@1 (%) per (variant, seed) x benchmark, plus ``avg`` over ``avg_over`` (NaN if one is missing)."""
+    per = fs.groupby(["variant", "seed", "benchmark"])["score"].mean().mul(100).unstack("benchmark")
+    per = per.reindex(columns=columns)
+    per["avg"] = per[avg_over].mean(axis=1, skipna=False) if avg_over else NAN
+    return per
+
+
+def _problem_matrix(fs: pd.DataFrame, variant: str, bench: str) -> pd.DataFrame:
+    sub = fs[(fs["variant"] == variant) & (fs["benchmark"] == bench)]
+    return sub.pivot_table(index="seed", columns="problem_id", values="score", aggfunc="mean")
+
+
+def paired(fs: pd.DataFrame, variant: str, ref: str, columns: list[str], avg_over: list[str]) -> dict[str, Estimate]:
+    """Difference (pp) of ``variant`` minus ``ref`` per benchmark and on Avg, over matched seeds and problems."""
+    mats = {b: (_problem_matrix(fs, variant, b), _problem_matrix(fs, ref, b)) for b in columns}
+    out: dict[str, Estimate] = {}
+
+    def diff(b: str, seeds: list) -> np.ndarray:
+        a, r = mats[b]
+        a, r = a.reindex(seeds), r.reindex(seeds)
+        probs = [p for p in a.columns.intersection(r.columns) if a[p].notna().all() and r[p].notna().all()]
+        return 100 * (a[probs].to_numpy() - r[probs].to_numpy())
+
+    for b in columns:
+        seeds = sorted(set(mats[b][0].index) & set(mats[b][1].index))
+        d = diff(b, seeds) if seeds else np.empty((0, 0))
+        out[b] = paired_bootstrap([d]) if d.size else Estimate(NAN, NAN, NAN, 0)
+    common = None
+    for b in avg_over:
+        s = set(mats[b][0].index) & set(mats[b][1].index)
+        common = s if common is None else common & s
+    ds = [diff(b, sorted(common)) for b in avg_over] if common else []
+    ok = ds and all(d.size for d in ds)
+    out["avg"] = paired_bootstrap(ds) if ok else Estimate(NAN, NAN, NAN, 0)
+    return out
+
+
+def _variants(data: ExperimentData, reference: str) -> pd.DataFrame:
+    runs = data.runs
+    if runs.empty:
+        return pd.DataFrame(columns=["variant", "arm", "axes_label", "group_size", "order", "estimator"])
+    v = runs[runs["in_tables"].astype(bool)].drop_duplicates("variant")
+    v = v[["variant", "arm", "axes_label", "group_size", "order", "estimator"]].copy()
+    v["_ref"] = v["arm"] != reference
+    v["_g"] = pd.to_numeric(v["group_size"], errors="coerce").fillna(0)
+    return v.sort_values(["_ref", "arm", "_g", "axes_label"]).drop(columns=["_ref", "_g"]).reset_index(drop=True)
+
+
+def analyse(data: ExperimentData, reference: str = "grpo", paper: dict | None = None) -> Analysis:
+    """Compute every cell, every paired difference and the tables of the experiment's layout."""
+    layout = choose_layout(data)
+    fs = final_scores(data)
+    cols, avg_over, paper_like = _columns(layout, data, fs)
+    variants = _variants(data, reference)
+    st = seed_table(fs, cols, avg_over) if len(fs) else pd.DataFrame()
+    cells = {v: {c: bootstrap_mean(st.loc[v][c].to_numpy() if v in st.index else []) for c in cols + ["avg"]}
+             for v in variants["variant"]}
+    ref_of = {}
+    for _, r in variants[variants["arm"] != reference].iterrows():
+        match = variants[(variants["arm"] == reference) & (variants["axes_label"] == r["axes_label"])]
+        if len(match):
+            ref_of[r["variant"]] = match["variant"].iloc[0]
+    diffs = {v: paired(fs, v, ref, cols, avg_over) for v, ref in ref_of.items()}
+    model = str(data.spec.get("model", {}).get("path", ""))
+    rep = paper_rows(paper or load_paper(), layout, model) if paper_like else []
+    a = Analysis(layout, reference, cols, avg_over, variants, cells, diffs, ref_of, rep, fs)
+    if data.spec.get("paper_table") and not paper_like:
+        a.notes.append(f"The spec reproduces the paper's {layout}, but evaluates on other benchmarks; "
+                       "the reported numbers are not comparable and are left out.")
+    if variants["arm"].ne(reference).any() and not ref_of:
+        a.notes.append(f"Reference arm '{reference}' is not in the tables; no paired comparison.")
+    a.tables = _build_tables(a)
+    return a
+
+
+def _headers(cols: list[str]) -> dict[str, str]:
+    return {c: bench_display(c) for c in cols + ["avg"]}
+
+
+def _reported(r: dict, lead: dict) -> Row:
+    cells = {k: Estimate(float(v), NAN, NAN, 0) for k, v in r["values"].items()}
+    return Row(r["method"], REPORTED, cells, lead, dict(r.get("flags") or {}))
+
+
+def _method_table(a: Analysis, key: str, title: str, lead_cols: dict[str, str], by_g: bool) -> Table:
+    """Variants x benchmarks with each matched reported row right below its reproduced row."""
+    rows, used = [], set()
+    for _, v in a.variants.iterrows():
+        lead = {name: str(v[attr]) for name, attr in lead_cols.items()}
+        rows.append(Row(v["arm"] if by_g else v["variant"], REPRODUCED, a.cells[v["variant"]], lead))
+        for i, r in enumerate(a.paper):
+            g_ok = not by_g or str(r.get("G")) == str(v["group_size"])
+            if i not in used and g_ok and norm(v["arm"]) in map(norm, r.get("aliases", [])):
+                used.add(i)
+                rows.append(_reported(r, {n: str(r.get("G", "")) if n == "G" else "" for n in lead_cols}))
+                break
+    for i, r in enumerate(a.paper):
+        if i not in used:
+            rows.append(_reported(r, {n: str(r.get("G", "")) if n == "G" else "" for n in lead_cols}))
+    cols = a.columns + ["avg"]
+    return Table(key, title, list(lead_cols), cols, _headers(a.columns), rows)
+
+
+def _g_pivot(a: Analysis) -> Table:
+    """Table 2 as the paper reads it: Avg Pass@1 by group size (columns) and method (rows)."""
+    v = a.variants
+    gs = sorted({int(g) for g in v["group_size"].dropna()} | {int(r["G"]) for r in a.paper if "avg" in r["values"]})
+    cols = [f"G={g}" for g in gs]
+    rows = []
+    for arm in dict.fromkeys(v["arm"]):
+        sub = v[v["arm"] == arm]
+        cells = {f"G={int(g)}": a.cells[name]["avg"] for name, g in zip(sub["variant"], sub["group_size"])}
+        rows.append(Row(arm, REPRODUCED, cells))
+    by_method: dict[str, Row] = {}
+    for r in a.paper:
+        if "avg" in r["values"]:
+            row = by_method.setdefault(r["method"], Row(r["method"], REPORTED, {}))
+            row.cells[f"G={r['G']}"] = Estimate(float(r["values"]["avg"]), NAN, NAN, 0)
+            row.flags[f"G={r['G']}"] = (r.get("flags") or {}).get("avg", "")
+    rows += list(by_method.values())
+    avg = ", ".join(bench_display(b) for b in a.avg_over)
+    return Table("table2", f"Table 2: Avg Pass@1 (%) by group size G (Avg over {avg})", [], cols,
+                 {c: c for c in cols}, rows)
+
+
+def comparison_table(a: Analysis) -> Table | None:
+    """Paired differences (pp) of each arm against the reference arm at the same grid point."""
+    if not a.diffs:
+        return None
+    rows = [Row(f"{v} - {a.ref_of[v]}", DIFFERENCE, d) for v, d in a.diffs.items()]
+    return Table("comparison", f"Paired difference vs {a.reference} (percentage points)", [], a.columns + ["avg"],
+                 _headers(a.columns), rows)
+
+
+def _build_tables(a: Analysis) -> list[Table]:
+    title = {"table1": "Table 1: Pass@1 (%) by method", "table3": "Table 3: data-ordering ablation, Pass@1 (%)"}
+    if a.layout == "table2":
+        tables = [_g_pivot(a), _method_table(a, "table2_detail", "Table 2 (per benchmark): Pass@1 (%) by G and method",
+                                             {"G": "group_size"}, by_g=True)]
+    elif a.layout == "table3":
+        tables = [_method_table(a, "table3", title["table3"], {"data order": "order"}, by_g=False)]
+    else:
+        tables = [_method_table(a, "table1", title["table1"], {}, by_g=False)]
+    comp = comparison_table(a)
+    return [t for t in tables if t.rows] + ([comp] if comp else [])
+
+
+# ---------------------------------------------------------------- rendering
+FLAG_MARKS = {"third-party": "†", "inferred": "‡", "computed": "§", "table1": "¶"}
+FLAG_NOTES = {"third-party": "third-party reading of the paper", "inferred": "inferred in ebpo-paper.md, not printed",
+              "computed": "average computed from the row", "table1": "from Table 1 (G = 4)"}
+
+
+def _fmt(row: Row, col: str, bold: bool) -> str:
+    e = row.cells.get(col)
+    if e is None or not np.isfinite(e.mean):
+        return ""
+    if row.source == REPORTED:
+        marks = "".join(FLAG_MARKS.get(f.strip(), "") for f in row.flags.get(col, "").split(","))
+        num = f"{e.mean:.2f}"
+        return (f"**{num}**" if bold else num) + marks
+    if row.source == DIFFERENCE:
+        p = "p<0.001" if e.p < 0.001 else f"p={e.p:.3f}"
+        return f"{e.mean:+.1f} [{e.lo:+.1f}, {e.hi:+.1f}] {p}"
+    num = f"**{e.mean:.1f}**" if bold else f"{e.mean:.1f}"
+    return f"{num} (n=1)" if e.n == 1 else f"{num} [{e.lo:.1f}, {e.hi:.1f}] n={e.n}"
+
+
+def _best(t: Table) -> set[tuple[int, str]]:
+    """(row index, column) of the best value per column, separately among reproduced and reported rows."""
+    out = set()
+    for source, digits in ((REPRODUCED, 1), (REPORTED, 2)):
+        for c in t.columns:
+            vals = {i: round(r.cells[c].mean, digits) for i, r in enumerate(t.rows)
+                    if r.source == source and c in r.cells and np.isfinite(r.cells[c].mean)}
+            if len(vals) > 1:
+                top = max(vals.values())
+                out |= {(i, c) for i, v in vals.items() if v == top}
+    return out
+
+
+def to_markdown(t: Table) -> str:
+    """The table as GitHub markdown, best value per column in bold (not for differences)."""
+    best = _best(t) if t.key != "comparison" else set()
+    head = ["Method"] + t.lead + ["Source"] + [t.headers.get(c, c) for c in t.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, r in enumerate(t.rows):
+        cells = [r.label] + [r.lead.get(n, "") for n in t.lead] + [r.source]
+        cells += [_fmt(r, c, (i, c) in best) for c in t.columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    used = sorted({f.strip() for r in t.rows for v in r.flags.values() for f in v.split(",") if f.strip()})
+    legend = [f"{FLAG_MARKS[f]} {FLAG_NOTES[f]}" for f in used if f in FLAG_MARKS]
+    notes = t.notes + (["Reported-cell marks: " + "; ".join(legend) + "."] if legend else [])
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def to_frame(t: Table) -> pd.DataFrame:
+    """Long form for the CSV: one line per (row, column) with mean, CI, n seeds, p-value and flag."""
+    out = []
+    for r in t.rows:
+        for c in t.columns:
+            e = r.cells.get(c)
+            if e is None or not np.isfinite(e.mean):
+                continue
+            out.append({"table": t.key, "row": r.label, "source": r.source, **{n: r.lead.get(n, "") for n in t.lead},
+                        "column": t.headers.get(c, c), "mean": e.mean, "ci_low": e.lo, "ci_high": e.hi,
+                        "n_seeds": e.n, "n_problems": e.n_problems or None, "p_value": e.p, "flag": r.flags.get(c, "")})
+    return pd.DataFrame(out)
+
+
+def to_latex(t: Table) -> str:
+    """A booktabs tabular of the same cells (bold via \\textbf)."""
+    best = _best(t) if t.key != "comparison" else set()
+
+    def tex(s: str) -> str:
+        s = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", s)
+        for a, b in (("%", r"\%"), ("&", r"\&"), ("_", r"\_"), ("#", r"\#"), ("<", r"$<$")):
+            s = s.replace(a, b)
+        return s
+
+    head = ["Method"] + t.lead + ["Source"] + [t.headers.get(c, c) for c in t.columns]
+    lines = [r"\begin{tabular}{" + "l" * (len(t.lead) + 2) + "r" * len(t.columns) + "}", r"\toprule",
+             " & ".join(map(tex, head)) + r" \\", r"\midrule"]
+    for i, r in enumerate(t.rows):
+        cells = [r.label] + [r.lead.get(n, "") for n in t.lead] + [r.source]
+        cells += [_fmt(r, c, (i, c) in best) for c in t.columns]
+        lines.append(" & ".join(map(tex, cells)) + r" \\")
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}", ""])
