@@ -94,7 +94,10 @@ def run(
         return
     from . import runner  # imports torch lazily inside
 
-    runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
+    try:
+        runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
+    finally:
+        runner.shutdown()
 
 
 @app.command(epilog="Examples: ebpo-bench report; ebpo-bench report results/quickstart --out reports --reference grpo")

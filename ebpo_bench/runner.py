@@ -63,10 +63,26 @@ def build_report(root: Path, name: str) -> None:
         log(f"report for {name} could not be built ({type(e).__name__}: {e}); run `ebpo-bench report {root / name}`")
 
 
-def _is_main() -> bool:
+def shutdown() -> None:
+    """Leave the process group cleanly under ``accelerate launch`` (a no-op in one process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def process_state():
+    """The process-wide accelerate state, created CPU-aware so torchrun-style launches without a
+    GPU join a gloo group (a first ``PartialState()`` with cpu=False would run each rank alone)."""
+    import torch
     from accelerate import PartialState
 
-    return PartialState().is_main_process
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _is_main() -> bool:
+    return process_state().is_main_process
 
 
 def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool) -> str:
@@ -91,11 +107,10 @@ def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool) -> str:
 def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
     """Train, evaluate and record one run; under ``accelerate launch`` only rank 0 writes files."""
     import torch
-    from accelerate import PartialState
 
     from .trainer import TrainingDiverged, train
 
-    state = PartialState()
+    state = process_state()
     main = state.is_main_process
     if main:
         paths.dir.mkdir(parents=True, exist_ok=True)

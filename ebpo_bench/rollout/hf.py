@@ -41,11 +41,10 @@ class HFRollout:
             ids[i, tp - len(r) :] = torch.tensor(r, dtype=torch.long)
             mask[i, tp - len(r) :] = 1
         greedy = params.temperature == 0
-        kw = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None)
         out = self.model.generate(
             input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=params.max_new_tokens,
             eos_token_id=eos, pad_token_id=pad, return_dict_in_generate=True,
-            output_logits=params.logprobs and not greedy, **kw,
+            output_logits=params.logprobs and not greedy, **sampling_kwargs(params),
         )
         resp = out.sequences[:, tp:].cpu()
         is_eos = resp == eos
@@ -61,3 +60,16 @@ class HFRollout:
         resp = torch.where(rmask.bool(), resp, torch.full_like(resp, pad))
         texts = self.tok.batch_decode(resp, skip_special_tokens=True)
         return RolloutBatch(ids, mask, resp, rmask, logp, lengths, truncated, texts)
+
+
+def sampling_kwargs(params: SamplingParams) -> dict:
+    """generate() flags for exactly softmax(logits / T) with top-p: nothing else may reshape it.
+
+    Keyword flags override the model's own generation_config (e.g. a checkpoint shipping top_k=20
+    or a repetition penalty), which would otherwise make the sampler's distribution differ from
+    the one the trainer's log-probs describe. ``None`` passed as a keyword disables a processor.
+    """
+    if params.temperature == 0:
+        return dict(do_sample=False, repetition_penalty=1.0, no_repeat_ngram_size=0)
+    return dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None, min_p=None,
+                typical_p=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0)

@@ -1,4 +1,4 @@
-"""Run under ``accelerate launch --cpu --num_processes N``: each rank holds a slice of known rewards,
+"""Run under ``accelerate launch --multi_gpu --num_processes N`` (gloo on a CPU-only machine): each rank holds a slice of known rewards,
 gathers them through the trainer's own ``gather_groups`` and runs stateful estimators for a few
 steps; every rank saves what it computed to OUT/rank<r>.pt."""
 
@@ -36,6 +36,8 @@ def main(out: str) -> None:
             record[k].append({"adv": adv, "metrics": metrics})
     torch.save({"record": record, "state": {k: e.state_dict() for k, e in ests.items()}},
                f"{out}/rank{acc.process_index}.pt")
+    acc.wait_for_everyone()
+    acc.end_training()  # destroys the gloo group; without it a rank can abort at interpreter exit
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import yaml
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+# torchrun-style launch; with no GPU the trainer's Accelerator(cpu=True) joins a gloo process group
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 

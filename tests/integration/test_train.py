@@ -25,8 +25,8 @@ def tiny_spec(name: str = "it", **over) -> dict:
     spec = {
         "name": name,
         "seeds": [1],
-        "model": {"path": "tiny", "tiny": {"layers": 2, "hidden": 64, "heads": 4, "intermediate": 256},
-                  "warm_start": {"steps": 150, "batch_size": 64, "lr": 2e-3, "levels": [1, 2]}},
+        # the quickstart's model and warm start: trained once per test session, shared by every test
+        "model": {"path": "tiny", "warm_start": {"steps": 600, "batch_size": 64, "lr": 1e-3, "levels": [1, 2]}},
         "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1, 2, 3], "eval_levels": [1, 2, 3],
                  "eval_per_level": 12},
         "reward": {"format": "boxed", "timeout_s": 5.0},
@@ -136,12 +136,12 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, env):
 
 
 def test_reward_goes_up_on_the_tiny_task(tmp_path, env):
-    spec = tiny_spec("learn", train={"steps": 40, "prompts_per_step": 16, "mini_batches": 2, "lr": 2e-4, "checkpoint_every": 40})
+    spec = tiny_spec("learn", train={"steps": 120, "prompts_per_step": 32, "mini_batches": 2, "lr": 1e-4, "checkpoint_every": 120})
     spec["arms"] = {"grpo": {"advantage": {"type": "grpo"}}}
     path = write(tmp_path, spec)
     p = cli(env, "run", str(path), "--quiet", "--results", str(tmp_path / "r"))
     assert p.returncode == 0, p.stderr[-2000:]
     m = rows(tmp_path / "r" / "learn" / "grpo" / "seed1" / "metrics.jsonl")
-    first = sum(r["train/accuracy"] for r in m[:10]) / 10
-    last = sum(r["train/accuracy"] for r in m[-10:]) / 10
-    assert last > first + 0.05, (first, last)
+    first = sum(r["train/accuracy"] for r in m[:30]) / 30
+    last = sum(r["train/accuracy"] for r in m[-30:]) / 30
+    assert last > first + 0.03, (first, last)

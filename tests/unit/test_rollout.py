@@ -1,0 +1,54 @@
+"""HF rollout backend: masks, lengths, sampler log-probs equal to the trainer's, neutral sampling flags."""
+
+from __future__ import annotations
+
+import torch
+
+from ebpo_bench import tinymodel
+from ebpo_bench.rollout import SamplingParams, concat, make_backend, take
+from ebpo_bench.rollout.hf import sampling_kwargs
+from ebpo_bench.trainer import sequence_logprobs
+
+
+def _setup():
+    tok = tinymodel.build_tokenizer()
+    model = tinymodel.build_model(tok, layers=1, hidden=32, heads=2, intermediate=64, seed=0)
+    prompts = [tok(t, add_special_tokens=False)["input_ids"] for t in ("1+2=", "13+4+5=", "7=")]
+    return tok, model, prompts
+
+
+def test_batch_layout_masks_and_logprob_parity():
+    tok, model, prompts = _setup()
+    b = make_backend("hf", model, tok).generate(prompts, SamplingParams(3, 1.0, 1.0, 8), seed=0)
+    assert b.response_ids.shape[0] == 9 and len(b.texts) == 9
+    assert torch.equal(b.lengths, b.response_mask.sum(1).long())
+    # rows are prompt-major and left-padded: the last prompt column is a real token everywhere
+    assert bool(b.prompt_mask[:, -1].all())
+    for i, r in enumerate(b.response_ids):
+        n = int(b.lengths[i])
+        assert (r[n:] == tok.pad_token_id).all()
+        if not b.truncated[i]:
+            assert r[n - 1] == tok.eos_token_id
+    ids = torch.cat([b.prompt_ids, b.response_ids], 1)
+    attn = torch.cat([b.prompt_mask, b.response_mask.long()], 1)
+    with torch.no_grad():
+        logp, ent = sequence_logprobs(model, ids, attn, b.prompt_ids.shape[1], 1.0, "detached")
+    assert ((logp - b.old_logprobs).abs() * b.response_mask).max() < 1e-4
+    assert ent.shape == logp.shape and bool((ent >= 0).all())
+
+
+def test_take_and_concat_round_trip():
+    tok, model, prompts = _setup()
+    b = make_backend("hf", model, tok).generate(prompts, SamplingParams(2, 1.0, 1.0, 6), seed=1)
+    parts = [take(b, [0, 1]), take(b, [2, 3, 4, 5])]
+    c = concat(parts, tok.pad_token_id)
+    assert c.texts == b.texts and torch.equal(c.lengths, b.lengths)
+    assert torch.equal(c.response_ids[:, : b.response_ids.shape[1]], b.response_ids)
+
+
+def test_sampling_ignores_generation_config_defaults():
+    tok, model, _ = _setup()
+    model.generation_config.top_k = 20
+    model.generation_config.repetition_penalty = 1.3
+    gc, _ = model._prepare_generation_config(None, **sampling_kwargs(SamplingParams(1, 0.7, 0.9, 4)))
+    assert gc.top_k is None and gc.repetition_penalty == 1.0 and gc.temperature == 0.7 and gc.top_p == 0.9
