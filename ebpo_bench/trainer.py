@@ -276,7 +276,7 @@ def minibatch_step(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, idx: torc
     first = int((pm.sum(0) > 0).nonzero()[0]) if pm.any() else 0
     ids = torch.cat([batch.prompt_ids[idx][:, first:], batch.response_ids[idx][:, :width]], 1).to(acc.device)
     mask = batch.response_mask[idx][:, :width].to(acc.device)
-    attn = torch.cat([pm[:, first:], mask.long()], 1)
+    attn = torch.cat([pm[:, first:].to(acc.device), mask.long()], 1)
     bonus = L.entropy_coef > 0
     logp, ent = sequence_logprobs(t.model, ids, attn, ids.shape[1] - width, run.rollout.temperature, True if bonus else "detached")
     ref = None
