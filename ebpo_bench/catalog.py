@@ -37,6 +37,12 @@ def rewards() -> list[str]:
     return [f"math_verify  math-verify grading with a hard timeout per check; formats: {fmts}"]
 
 
+def benchmarks() -> list[str]:
+    from .benchmarks import ls_lines
+
+    return ls_lines()
+
+
 def specs() -> list[str]:
     root = Path("specs")
     files = sorted(root.glob("*.yaml")) if root.is_dir() else []
@@ -49,6 +55,7 @@ def sections() -> dict[str, Callable[[], list[str]]]:
         "tasks": tasks,
         "backends": backends,
         "rewards": rewards,
+        "benchmarks": benchmarks,
         "specs": specs,
     }
     return out

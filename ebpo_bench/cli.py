@@ -26,6 +26,8 @@ Examples:
 
   ebpo-bench run specs/quickstart.yaml --arm ebpo --seed 1
 
+  ebpo-bench eval --model tiny --benchmarks aime24,math500 --n 4 --limit 20
+
   ebpo-bench report results/quickstart
 """
 
@@ -58,7 +60,7 @@ def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to che
 @app.command(name="ls", epilog="Examples: ebpo-bench ls; ebpo-bench ls estimators")
 def ls_cmd(
     what: Annotated[
-        Optional[str], typer.Argument(help="estimators | tasks | backends | rewards | specs (default: all)")
+        Optional[str], typer.Argument(help="estimators | tasks | backends | rewards | benchmarks | specs (default: all)")
     ] = None,
 ) -> None:
     """List everything a spec may name."""
@@ -98,6 +100,38 @@ def run(
         runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
     finally:
         runner.shutdown()
+
+
+@app.command(name="eval", epilog="Examples: ebpo-bench eval --model tiny --benchmarks aime24,amc23 --n 4 --limit 10; "
+             "ebpo-bench eval --model results/quickstart/ebpo/seed1 --benchmarks all --preset paper; "
+             "ebpo-bench eval --model PATH --benchmarks math500 --harness lm-eval --limit 20")
+def eval_cmd(
+    model: Annotated[str, typer.Option(help="'tiny', a run directory (results/<exp>/<run-id>) or a local model directory.")],
+    benchmarks: Annotated[str, typer.Option(help="Comma-separated names (see `ebpo-bench ls benchmarks`); 'all' = the paper's six.")],
+    n: Annotated[Optional[int], typer.Option(help="Samples per problem (avg@n, pass@k, maj@k).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Sampling preset: paper | qwen_eval | greedy.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (0 = greedy).")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus mass.")] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option(help="Response length cap.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N problems of each benchmark.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with local benchmark copies (else $EBPO_BENCH_DATA, else ../shared/data).")] = None,
+    harness: Annotated[str, typer.Option(help="native | lm-eval (cross-check through lm-eval's simple_evaluate).")] = "native",
+    template: Annotated[Optional[str], typer.Option(help="Prompt template: boxed | dapo.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default results/eval/<model>).")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Evaluate a model on AIME24/25, AMC23, MATH-500, OlympiadBench, Minerva (and GSM8K) from local files."""
+    from .evalcmd import run_eval
+
+    if harness not in ("native", "lm-eval"):
+        _fail(f"--harness must be 'native' or 'lm-eval', got '{harness}'")
+    try:
+        run_eval(model, benchmarks, n=n, preset=preset, temperature=temperature, top_p=top_p,
+                 max_new_tokens=max_new_tokens, limit=limit, data_dir=data_dir, harness=harness, out=out,
+                 seed=seed, quiet=quiet, template=template)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
 
 
 @app.command(epilog="Examples: ebpo-bench report; ebpo-bench report results/quickstart --out reports --reference grpo")

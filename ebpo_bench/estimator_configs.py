@@ -107,31 +107,18 @@ class SPOAdvantage(_Estimator):
     eps: float = Field(1e-6, gt=0, description="Stabiliser of the z-score.")
 
 
-AdvantageConfig = Annotated[
-    Union[
-        EBPOAdvantage,
-        GRPOAdvantage,
-        GRPOBNAdvantage,
-        RLOOAdvantage,
-        ReinforcePPBaselineAdvantage,
-        OPOAdvantage,
-        JSPOAdvantage,
-        SPOAdvantage,
-    ],
-    Field(discriminator="type"),
-]
+_ALL = (
+    EBPOAdvantage,
+    GRPOAdvantage,
+    GRPOBNAdvantage,
+    RLOOAdvantage,
+    ReinforcePPBaselineAdvantage,
+    OPOAdvantage,
+    JSPOAdvantage,
+    SPOAdvantage,
+)
+
+AdvantageConfig = Annotated[Union[_ALL], Field(discriminator="type")]
 
 #: estimator name -> its config class (for ``ls``, docs and the registry-consistency test)
-ESTIMATOR_CONFIGS: dict[str, type[_Estimator]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        EBPOAdvantage,
-        GRPOAdvantage,
-        GRPOBNAdvantage,
-        RLOOAdvantage,
-        ReinforcePPBaselineAdvantage,
-        OPOAdvantage,
-        JSPOAdvantage,
-        SPOAdvantage,
-    )
-}
+ESTIMATOR_CONFIGS: dict[str, type[_Estimator]] = {cls.model_fields["type"].default: cls for cls in _ALL}

@@ -8,6 +8,7 @@ message, its last good checkpoint kept, and the experiment continues with the ne
 
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 import sys
@@ -159,14 +160,23 @@ def final_evaluation(run: RunConfig, paths: RunPaths, *, quiet: bool) -> dict:
     return evaluate_run(run, paths, model, tok, run.train.steps, quiet=quiet)
 
 
-def eval_benchmarks(run: RunConfig) -> dict[str, list[Any]]:
-    """The held-out problems of a run: one benchmark per synthetic difficulty level."""
-    if run.task.type != "synthetic":
-        return {}
-    from .tasks.synthetic import SyntheticTask
+def eval_suites(run: RunConfig) -> list[tuple[dict[str, list[Any]], str]]:
+    """What a run is evaluated on, as (benchmark name -> problems, answer format) groups:
+    one benchmark per synthetic difficulty level (graded like the training reward), plus the
+    math benchmarks named in ``eval.benchmarks`` (graded in their template's answer format)."""
+    suites = []
+    if run.task.type == "synthetic":
+        from .tasks.synthetic import SyntheticTask
 
-    task = SyntheticTask(topics=tuple(run.task.topics), seed=run.task.seed)
-    return {f"level{lv}": task.eval_split(lv, run.task.eval_per_level) for lv in run.task.eval_levels}
+        task = SyntheticTask(topics=tuple(run.task.topics), seed=run.task.seed)
+        suites.append(({f"level{lv}": task.eval_split(lv, run.task.eval_per_level) for lv in run.task.eval_levels},
+                       run.reward.format))
+    if run.eval.benchmarks:
+        from .benchmarks import GRADE_FORMAT, load_benchmarks
+
+        e = run.eval
+        suites.append((load_benchmarks(e.benchmarks, e.data_dir, e.limit, e.template), GRADE_FORMAT[e.template]))
+    return suites
 
 
 def evaluate_run(run: RunConfig, paths: RunPaths, model, tok, step: int, *, quiet: bool) -> dict:
@@ -174,33 +184,30 @@ def evaluate_run(run: RunConfig, paths: RunPaths, model, tok, step: int, *, quie
     from .progress import progress_bar
     from .rewards import MathVerifier
 
-    benches = eval_benchmarks(run)
-    if not benches:
-        log(f"{run.run_id}: no held-out benchmarks for task '{run.task.type}'; evaluation skipped")
+    suites = eval_suites(run)
+    if not suites:
+        log(f"{run.run_id}: nothing to evaluate (set eval.benchmarks); evaluation skipped")
         return {}
-    e = run.eval
-    total = sum(len(v) for v in benches.values())
+    e, rows = run.eval, []
+    total = sum(len(v) for benches, _ in suites for v in benches.values())
     model.eval()
-    with MathVerifier(fmt=run.reward.format, scale=run.reward.scale, timeout_s=run.reward.timeout_s) as ver, \
-            progress_bar(f"{run.run_id} eval@{step}", total, disable=quiet) as bar:
+    with progress_bar(f"{run.run_id} eval@{step}", total, disable=quiet) as bar:
         done = [0]
 
         def tick(k: int) -> None:
             done[0] += k
             bar(done[0])
 
-        rows = evaluate(model, tok, benches, verifier=ver, n=e.n_samples, temperature=e.temperature, top_p=e.top_p,
-                        max_new_tokens=e.max_new_tokens, seed=e.seed, chat_template=run.model.chat_template,
-                        keep_text=e.keep_text, step=step, progress=tick)
+        for benches, fmt in suites:
+            with MathVerifier(fmt=fmt, scale=run.reward.scale, timeout_s=run.reward.timeout_s) as ver:
+                rows += evaluate(model, tok, benches, verifier=ver, n=e.n_samples, temperature=e.temperature,
+                                 top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=e.seed,
+                                 chat_template=run.model.chat_template, keep_text=e.keep_text, step=step, progress=tick)
     if paths.eval.exists():
         rewrite_jsonl(paths.eval, lambda r: r.get("step") != step)  # idempotent re-evaluation of a step
     append_jsonl(paths.eval, rows)
     summary = summarize(rows)
-    all_summ = {}
-    if paths.eval_summary.exists():
-        import json
-
-        all_summ = json.loads(paths.eval_summary.read_text())
+    all_summ = json.loads(paths.eval_summary.read_text()) if paths.eval_summary.exists() else {}
     all_summ[str(step)] = summary
     atomic_write_json(paths.eval_summary, all_summ)
     return summary

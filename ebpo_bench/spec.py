@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .estimator_configs import AdvantageConfig, EBPOAdvantage
 
@@ -183,6 +183,24 @@ class EvalConfig(_Cfg):
     max_new_tokens: Optional[int] = Field(None, ge=1, description="Defaults to rollout.max_new_tokens.")
     seed: int = Field(1234, description="Sampling seed of the evaluation, separate from training seeds.")
     keep_text: bool = Field(True, description="Store response text in eval.jsonl (else a hash).")
+    benchmarks: list[str] = Field(
+        default_factory=list, description="Math benchmarks to evaluate on (`ebpo-bench ls benchmarks`), besides synthetic levels."
+    )
+    limit: Optional[int] = Field(None, ge=1, description="Only the first N problems of each benchmark.")
+    template: Literal["boxed", "dapo"] = Field("boxed", description="Benchmark prompt template (its answer format is graded).")
+    data_dir: Optional[str] = Field(None, description="Local benchmark copies (else $EBPO_BENCH_DATA, else ../shared/data).")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, names: list[str]) -> list[str]:
+        from .benchmarks import BENCHMARKS
+
+        for name in names:
+            try:
+                BENCHMARKS.get(name)
+            except KeyError as e:  # pydantic reports ValueErrors, with the registry's "did you mean"
+                raise ValueError(e.args[0]) from None
+        return names
 
 
 class OutputConfig(_Cfg):

@@ -96,6 +96,7 @@ MALFORMED = [
     ({"train": {"steps": "many"}}, ["train.steps", "integer"]),
     ({"advantage": {"type": "jspo"}, "train": {"prompts_per_step": 1, "mini_batches": 1}}, ["jspo", "at least 2 prompts"]),
     ({"model": {"path": "some/model", "warm_start": {}}}, ["warm_start", "tiny"]),
+    ({"eval": {"benchmarks": ["aime2"]}}, ["eval.benchmarks", "Did you mean 'aime25'"]),
     ({"rollout": {"backend": "vlm"}}, ["rollout.backend", "'vlm' is not allowed", "hf"]),
 ]
 

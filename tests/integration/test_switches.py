@@ -1,0 +1,51 @@
+"""DAPO switches on the real trainer: dynamic sampling (group filtering) and overlong shaping.
+
+A random-init tiny model never answers correctly and never stops before the cap, so every group
+is uninformative and every response is overlong: the expected numbers are exact.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ebpo_bench import runner
+from ebpo_bench.specload import build_experiment
+
+pytestmark = pytest.mark.integration
+
+
+def _exp(train: dict) -> object:
+    return build_experiment({
+        "name": "switches", "seeds": [3],
+        "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
+        "task": {"type": "synthetic", "topics": ["add"], "train_levels": [3], "eval_levels": [1], "eval_per_level": 2},
+        "rollout": {"group_size": 2, "max_new_tokens": 6},
+        "train": {"steps": 2, "prompts_per_step": 4, "mini_batches": 1, "checkpoint_every": 2, **train},
+        "eval": {"n_samples": 1},
+        "advantage": {"type": "grpo", "normalize_std": False},
+    })
+
+
+def _metrics(root) -> list[dict]:
+    path = root / "switches" / "grpo" / "seed3" / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_dynamic_sampling_retries_then_fills_and_logs(tmp_path, cache_dir):
+    exp = _exp({"filter_groups": {"enabled": True, "max_tries": 3}})
+    assert runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path) == {"grpo/seed3": "completed"}
+    for row in _metrics(tmp_path):
+        assert row["filter/tries"] == 3  # never enough informative groups: every allowed round was drawn
+        assert row["filter/short_groups"] == 4  # the batch was filled with uninformative groups
+        assert row["adv/zero_frac"] == 1.0
+
+
+def test_overlong_shaping_penalises_responses_at_the_cap(tmp_path, cache_dir):
+    exp = _exp({"overlong": {"enabled": True, "buffer": 2, "penalty": 0.5}})
+    runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path)
+    for row in _metrics(tmp_path):
+        assert row["train/truncated_frac"] == 1.0
+        assert row["train/response_length"] == 6.0
+        assert row["train/reward_mean"] == pytest.approx(-0.5)  # 0 reward - 0.5 * (6 - 4) / 2
