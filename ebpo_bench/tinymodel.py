@@ -116,23 +116,15 @@ def build_config(
     )
 
 
-def build_model(
-    tokenizer: Any,
-    *,
-    layers: int = 2,
-    hidden: int = 128,
-    heads: int = 4,
-    kv_heads: int | None = None,
-    intermediate: int = 512,
-    max_positions: int = 512,
-    seed: int = 0,
-) -> Any:
+def build_model(tokenizer: Any, *, seed: int = 0, **shape: Any) -> Any:
     """Build the tiny ``LlamaForCausalLM`` with a deterministic random init (fp32, on CPU).
 
     The init is seeded inside a forked torch RNG, so the caller's global RNG state is untouched.
 
     Args:
         tokenizer: the tokenizer from ``build_tokenizer`` (sets vocab size and bos/eos/pad ids).
+        seed: init seed; the same seed gives bit-identical weights.
+        **shape: the keyword arguments of ``build_config``:
         layers: decoder layers.
         hidden: hidden size; must be divisible by ``heads``.
         heads: attention heads.
@@ -140,7 +132,6 @@ def build_model(
             as in the environment probes).
         intermediate: MLP width.
         max_positions: longest sequence (prompt + response) in tokens.
-        seed: init seed; the same seed gives bit-identical weights.
 
     Returns:
         The model, with ``generation_config`` pad/eos/bos ids set from the tokenizer.
@@ -148,10 +139,7 @@ def build_model(
     import torch
     from transformers import LlamaForCausalLM
 
-    config = build_config(
-        tokenizer, layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
-        intermediate=intermediate, max_positions=max_positions,
-    )
+    config = build_config(tokenizer, **shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config).to(torch.float32)
