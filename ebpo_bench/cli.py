@@ -48,10 +48,24 @@ def _fail(msg: str) -> None:
     raise UserError(msg)
 
 
+def _simulation(path: Path):
+    """The lab spec if ``path`` declares ``kind: simulation`` (estimator lab), else None."""
+    from .specload import read_yaml
+
+    if read_yaml(path).get("kind") != "simulation":
+        return None
+    from .lab.spec import load_lab_spec
+
+    return load_lab_spec(path, source=str(path))
+
+
 @app.command(epilog="Example: ebpo-bench validate specs/*.yaml")
 def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")]) -> None:
     """Validate spec files (every arm, grid point and seed) without running anything."""
     for path in specs:
+        if (lab := _simulation(path)) is not None:
+            typer.echo(f"ok: {path}: simulation '{lab.name}'")
+            continue
         exp = load_experiment(path)
         arms = ", ".join(exp.arms())
         typer.echo(f"ok: {path}: {len(exp.runs)} runs (arms: {arms}; seeds: {exp.spec.seeds})")
@@ -87,17 +101,45 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Restart runs whose spec changed (deletes their results).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     results: Annotated[Optional[Path], typer.Option(help="Results root (default: the spec's output.root).")] = None,
+    profile: Annotated[Optional[str], typer.Option(
+        help="Apply the spec's scale profile (e.g. 'tiny': same grid, tiny model, synthetic task, CPU); "
+             "results go to <name>-<profile>.")] = None,
 ) -> None:
     """Train (or resume) every run of a spec, evaluate it, and print a comparison table."""
-    exp = load_experiment(spec)
+    if (lab := _simulation(spec)) is not None:  # the estimator lab: a simulation, no model
+        if dry_run:
+            typer.echo(resolved_yaml(lab))
+            return
+        from .lab.report import build_lab_report
+        from .lab.runlab import run_lab
+
+        exp_dir = run_lab(lab, Path(results or lab.output.root), quiet=quiet)
+        typer.echo(f"report: {build_lab_report(exp_dir, Path('reports'))}")
+        return
+    from .profiles import estimate_lines
+
+    exp = load_experiment(spec, profile=profile)
     runs = select_runs(exp, arm, seed)
     if dry_run:
         print_dry_run(exp, runs)
+        for line in estimate_lines(runs):
+            typer.echo(line)
         return
     from . import runner  # imports torch lazily inside
+    from .curriculum import prepare_orderings
 
     try:
+        state, root = runner.process_state(), Path(results or exp.spec.output.root)
+        summaries = prepare_orderings(runs, root, log=runner.log) if state.is_main_process else []
+        state.wait_for_everyone()
+        if not state.is_main_process:  # the pre-pass is on disk now: other ranks only register it
+            prepare_orderings(runs, root, log=runner.log)
         runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
+        for md in summaries:  # beside the report (reports/<experiment>/), as build_report writes it
+            dest = Path("reports") / exp.name / f"difficulty_prepass_{md.name.split('.')[0]}.md"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(md.read_text())
+            runner.log(f"difficulty pre-pass summary: {dest}")
     finally:
         runner.shutdown()
 
@@ -143,8 +185,15 @@ def report(
     latex: Annotated[bool, typer.Option("--latex", help="Also write LaTeX tables.")] = False,
 ) -> None:
     """Build comparison reports (tables, figures, statistics) from result folders; never imports torch."""
+    from .lab.report import build_lab_report, is_lab_dir
     from .report import build_reports
 
+    if experiment is not None and is_lab_dir(experiment):
+        typer.echo(f"wrote {build_lab_report(experiment, out)}")
+        return
+    if experiment is None and results.is_dir():
+        for d in sorted(p for p in results.iterdir() if p.is_dir() and is_lab_dir(p)):
+            typer.echo(f"wrote {build_lab_report(d, out)}")
     if experiment is not None and not experiment.is_dir():
         _fail(f"{experiment}: no such experiment folder; run `ebpo-bench run SPEC` first or check the path")
     if experiment is None and not results.is_dir():

@@ -67,10 +67,12 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def load_experiment(path: str | Path, overrides: dict | None = None) -> Experiment:
+def load_experiment(path: str | Path, overrides: dict | None = None, profile: str | None = None) -> Experiment:
     """Read, validate and expand a spec file; raise ``SpecError`` on any problem."""
     path = Path(path)
-    raw = read_yaml(path)
+    from .profiles import apply_profile  # drops the spec's `profiles:` block, applies `profile` (ebpo_bench/profiles.py)
+
+    raw = apply_profile(read_yaml(path), profile, str(path))
     if overrides:
         raw = deep_merge(raw, overrides)
     return build_experiment(raw, source=str(path), path=path)

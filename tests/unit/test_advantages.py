@@ -357,7 +357,7 @@ ALL = [("grpo", {}), ("grpo", {"normalize_std": False}), ("grpo_bn", {}), ("grpo
        ("ebpo", {"sigma2": "mean_within", "var_ddof": 1}), ("reinforce_pp_baseline", {}),
        ("reinforce_pp_baseline", {"token_weighted": False}), ("jspo", {}), ("opo", {}), ("spo", {})]
 SHIFT_INVARIANT = [c for c in ALL if c[0] in ("grpo", "grpo_bn", "rloo", "ebpo", "reinforce_pp_baseline", "jspo")]
-PROPS = settings(max_examples=30, deadline=None)
+PROPS = settings(max_examples=30, deadline=None, derandomize=True)  # same examples on every CI run
 
 
 @PROPS
@@ -388,9 +388,10 @@ def test_scale_behaviour(batch, k):
         a, b = (make(name)(x, lengths=lengths)[0] for x in (r, k * r))
         close(b, a, tol=1e-3, rtol=1e-3, name=name)
     # linear; jspo's lambda keeps an absolute eps, so it is made negligible here
-    for name, opts in [("rloo", {}), ("opo", {}), ("jspo", {"eps": 1e-12})]:
+    for name, opts, tol in [("rloo", {}, 1e-7), ("opo", {}, 1e-7), ("jspo", {"eps": 1e-12}, 1e-5)]:
+        # jspo: near-equal rewards make v^2 + s^2 tiny, where even eps = 1e-12 shifts lambda slightly
         a, b = (make(name, **opts)(x, lengths=lengths)[0] for x in (r, k * r))
-        close(b, k * a, tol=1e-7, rtol=1e-7, name=name)
+        close(b, k * a, tol=tol, rtol=tol, name=name)
 
 
 @PROPS

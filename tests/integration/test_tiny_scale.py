@@ -1,0 +1,58 @@
+"""The paper specs' tiny profiles end to end on CPU: difficulty pre-pass, training, Table-2 report.
+
+Shrunk further than the shipped tiny profiles (no warm start, 2 steps, 2 grid points) to stay
+under a minute; what is checked is the plumbing, not learning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ebpo_bench import curriculum, runner
+from ebpo_bench.profiles import apply_profile
+from ebpo_bench.specload import build_experiment, deep_merge, read_yaml
+
+pytestmark = pytest.mark.integration
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+SHRINK = {
+    "model": {"warm_start": None, "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
+    "task": {"eval_levels": [1], "eval_per_level": 2},
+    "train": {"steps": 2, "prompts_per_step": 4, "mini_batches": 1, "checkpoint_every": 2},
+    "eval": {"n_samples": 1, "limit": 1},
+}
+
+
+def _tiny(name: str, extra: dict) -> object:
+    raw = deep_merge(deep_merge(apply_profile(read_yaml(SPECS / f"{name}.yaml"), "tiny"), SHRINK), extra)
+    return build_experiment(raw, source=name)
+
+
+def test_curriculum_tiny_prepass_then_training_and_cache_reuse(tmp_path, cache_dir, monkeypatch, shared_data):
+    monkeypatch.chdir(tmp_path)
+    exp = _tiny("curriculum", {"data": {"pool_size": 12, "difficulty": {"n_samples": 2, "chunk": 8, "strata": 2}}})
+    curriculum._REGISTRY.clear()
+    [summary] = curriculum.prepare_orderings(exp.runs, tmp_path / "res", log=lambda m: None)
+    [cache] = (tmp_path / "res" / "curriculum-tiny" / "_prepass").glob("*.jsonl")
+    rates = curriculum.read_pass_rates(cache)
+    assert 1 <= len(rates) <= 12 and "| stratum |" in summary.read_text()
+    stamp = cache.stat().st_mtime_ns
+    status = runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path / "res")
+    assert set(status.values()) == {"completed"}
+    curriculum.prepare_orderings(exp.runs, tmp_path / "res", log=lambda m: None)
+    assert cache.stat().st_mtime_ns == stamp  # second call reuses the pre-pass
+
+
+def test_group_size_sweep_tiny_report_has_table2_with_reported_rows(tmp_path, cache_dir, monkeypatch, shared_data):
+    from ebpo_bench.report import build_reports
+
+    monkeypatch.chdir(tmp_path)
+    exp = _tiny("group_size_sweep", {"grid": {"rollout.group_size": [2, 4]}})
+    runs = [r for r in exp.runs if r.arm in ("ebpo", "grpo")]
+    assert set(runner.run_experiment(exp, runs, quiet=True, results_root=tmp_path / "res").values()) == {"completed"}
+    paths = build_reports(tmp_path / "res", tmp_path / "res" / exp.name, tmp_path / "rep")
+    md = next(Path(p) for p in paths if str(p).endswith(".md")).read_text()
+    pivot = md[md.index("### Table 2: Avg Pass@1"):md.index("### Table 2 (per benchmark)")]
+    assert "| ebpo | reproduced |" in pivot and "| G=2 | G=4 | G=8 | G=16 | G=32 |" in pivot
+    assert "| EBPO | reported (paper) |" in pivot and "65.54" in pivot  # the paper's G = 8 EBPO average
