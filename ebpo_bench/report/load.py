@@ -67,10 +67,15 @@ def find_run_dirs(exp_dir: Path) -> list[Path]:
 
 
 def find_experiments(results_root: Path) -> list[Path]:
-    """Experiment folders of a results root (sub-folders holding at least one run)."""
+    """Experiment folders of a results root (sub-folders holding at least one run).
+
+    Estimator-lab folders (marked by ``lab.json``) are simulations with their own report
+    (``ebpo_bench.lab.report``) and are left out here.
+    """
     if not results_root.is_dir():
         return []
-    return [d for d in sorted(results_root.iterdir()) if d.is_dir() and find_run_dirs(d)]
+    return [d for d in sorted(results_root.iterdir())
+            if d.is_dir() and not (d / "lab.json").exists() and find_run_dirs(d)]
 
 
 def axis_short(path: str) -> str:

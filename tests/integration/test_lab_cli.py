@@ -54,3 +54,23 @@ def test_shipped_lab_spec_runs_and_reports(tmp_path):
     assert set(stats.estimator) == set(learning.estimator) == set(rec["estimators"])
     assert sorted(stats.G.unique()) == [2, 4, 8, 16, 32]
     assert learning.seed.nunique() >= 20
+
+
+def test_report_of_all_experiments_keeps_the_lab_report(tmp_path):
+    """`ebpo-bench report` over a results root with a lab folder builds the lab report once and
+    never overwrites it with an (empty) training-experiment report."""
+    import subprocess
+    import sys
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "estimator_lab.yaml"
+    from ebpo_bench.lab.runlab import run_lab
+    from ebpo_bench.lab.spec import load_lab_spec
+
+    lab = load_lab_spec(spec).model_copy(deep=True)
+    run_lab(lab, tmp_path / "results", quiet=True)
+    p = subprocess.run([sys.executable, "-m", "ebpo_bench", "report"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count("estimator_lab/report.md") == 1, p.stdout
+    text = (tmp_path / "reports" / "estimator_lab" / "report.md").read_text()
+    assert text.startswith("# Estimator lab")
