@@ -20,8 +20,6 @@ import math
 from collections import Counter
 from typing import Any, Iterable
 
-from .rollout import SamplingParams, encode_prompt, make_backend
-
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k for one problem with c correct out of n samples (Chen et al. 2021)."""
@@ -81,6 +79,8 @@ def evaluate(model: Any, tok: Any, benchmarks: dict[str, list[Any]], *, verifier
              backend: str = "hf", progress=None) -> list[dict]:
     """Sample and grade every problem of every benchmark; return eval rows."""
     import torch
+
+    from .rollout import SamplingParams, encode_prompt, make_backend  # torch: only when sampling
 
     engine = make_backend(backend, model, tok)
     params = SamplingParams(n, temperature, top_p, max_new_tokens, logprobs=False)

@@ -137,19 +137,13 @@ def bootstrap_p(boot: np.ndarray) -> float:
 
 
 def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
-    """Unbiased pass@k per problem, 1 - C(n-c, k) / C(n, k) (Chen et al. 2021), shape (P,).
+    """Unbiased pass@k per problem (``ebpo_bench.evaluation.pass_at_k``) over arrays, shape (P,).
 
     Args:
         n: samples per problem, shape (P,); problems with n < k get NaN.
         c: correct samples per problem, shape (P,).
         k: the k of pass@k.
     """
-    n = np.asarray(n, dtype=float)
-    c = np.asarray(c, dtype=float)
-    # C(n-c, k) / C(n, k) = prod_{j<k} (n-c-j)/(n-j); a factor <= 0 means fewer than k failures
-    ratio = np.ones_like(n)
-    for j in range(k):
-        ratio *= np.clip((n - c - j) / np.maximum(n - j, 1), 0.0, None)
-    out = 1.0 - ratio
-    out[n < k] = np.nan
-    return out
+    from ..evaluation import pass_at_k as one  # the evaluator's formula; that module imports no torch
+
+    return np.array([one(int(ni), int(ci), k) if ni >= k else np.nan for ni, ci in zip(n, c)], dtype=float)
