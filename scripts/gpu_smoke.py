@@ -1,5 +1,6 @@
 """GPU smoke test (one CUDA GPU, no network): sampler/trainer log-prob parity, rollout and update
-throughput with the HF backend (and vLLM when importable), and a 20-step CLI training run.
+throughput with the HF backend, and a 20-step CLI training run; when vLLM imports, the same parity
+and throughput with the vLLM backend (sleep mode, a weight sync) and a 10-step vLLM CLI run.
 
 Usage: python scripts/gpu_smoke.py OUT_DIR   (scripts/gpu_smoke.sh sets up the environment)
 Prints one JSON object and writes OUT_DIR/gpu_smoke.json.
@@ -81,14 +82,69 @@ def estimator_parity() -> dict:
     return out
 
 
-def cli_run(out: Path) -> dict:
-    spec = ROOT / "scripts" / "gpu_smoke_spec.yaml"
+def vllm_rollouts(name: str = "small", P: int = 64, G: int = 8, T: int = 64) -> dict:
+    """The vLLM backend on the GPU (bf16): engine start, sampling throughput, log-prob parity with the
+    trainer, and parity again after perturbing the policy and syncing it in (through a sleep / wake cycle)."""
+    tok = tinymodel.build_tokenizer()
+    model = tinymodel.build_model(tok, seed=0, **SIZES[name]).to("cuda", torch.bfloat16)
+    prompts = [tok(f"{i}+{i % 7}=", add_special_tokens=False)["input_ids"] for i in range(P)]
+    torch.cuda.empty_cache()  # vLLM sizes its share from the free memory
+    t0 = time.perf_counter()
+    backend = make_backend("vllm", model, tok, gpu_memory_utilization=0.3)
+    t_init = time.perf_counter() - t0
+    params = SamplingParams(G, 1.0, 1.0, T)
+    backend.generate(prompts[:4], params)  # warm-up, then the engine sleeps
+    t0 = time.perf_counter()
+    batch = backend.generate(prompts, params, seed=0)  # wakes (reloading the weights), samples, sleeps
+    t_roll = time.perf_counter() - t0
+    diff = logprob_diff(model, batch)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    t0 = time.perf_counter()
+    backend.sync_weights(model)
+    t_sync = time.perf_counter() - t0
+    after = backend.generate(prompts, params, seed=1)
+    from ebpo_bench.rollout.vllm import release_engine
+
+    release_engine()  # the CLI run below starts its own engine in another process
+    ntok = int(batch.lengths.sum())
+    return {"model": name, "dtype": "bf16", "init_s": round(t_init, 1), "rows": P * G, "tokens": ntok,
+            "rollout_s": round(t_roll, 3), "rollout_tok_s": round(ntok / t_roll), "sync_s": round(t_sync, 3),
+            "logprob_max_abs_diff": diff, "logprob_max_abs_diff_after_sync": logprob_diff(model, after)}
+
+
+def logprob_diff(model, batch) -> float:
+    """max |sampler log-prob - trainer log-prob| over valid tokens."""
+    ids = torch.cat([batch.prompt_ids, batch.response_ids], 1).cuda()
+    attn = torch.cat([batch.prompt_mask, batch.response_mask.long()], 1).cuda()
+    with torch.no_grad():
+        logp, _ = sequence_logprobs(model, ids, attn, batch.prompt_ids.shape[1], 1.0, False)
+    mask = batch.response_mask.cuda()
+    return ((logp.float() - batch.old_logprobs.cuda()).abs() * mask).max().item()
+
+
+def vllm_spec(out: Path) -> Path:
+    """The smoke spec with vLLM rollouts and evaluation, 10 steps (sleep mode on: CUDA)."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "scripts" / "gpu_smoke_spec.yaml").read_text())
+    spec.update(name="gpu_smoke_vllm", eval={**spec["eval"], "backend": "vllm"})
+    spec["rollout"] = {**spec["rollout"], "backend": "vllm", "vllm": {"gpu_memory_utilization": 0.3}}
+    spec["train"] = {**spec["train"], "steps": 10}
+    path = out / "gpu_smoke_vllm.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def cli_run(out: Path, spec: Path = ROOT / "scripts" / "gpu_smoke_spec.yaml") -> dict:
     env = dict(os.environ, EBPO_BENCH_CACHE=str(out / "cache"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "ebpo_bench", "run", str(spec), "--quiet", "--results", str(out / "results")],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     rows = []
-    mfile = out / "results/gpu_smoke/ebpo/seed1/metrics.jsonl"
+    name = "gpu_smoke_vllm" if spec.stem == "gpu_smoke_vllm" else "gpu_smoke"
+    mfile = out / f"results/{name}/ebpo/seed1/metrics.jsonl"
     if mfile.exists():
         rows = [json.loads(x) for x in mfile.read_text().splitlines() if x.strip()]
     return {"rc": p.returncode, "seconds": round(time.perf_counter() - t0, 1), "steps": len(rows),
@@ -107,13 +163,21 @@ def main(out: Path) -> None:
             res["throughput"].append(throughput(name, dtype))
             print(json.dumps(res["throughput"][-1]), flush=True)
     res["estimator_cpu_vs_cuda_max_abs_diff"] = estimator_parity()
+    res["cli_run"] = cli_run(out)
     try:
         import vllm  # noqa: F401
 
         res["vllm"] = vllm.__version__
-    except ImportError:
-        res["vllm"] = "not importable: vLLM rollouts not measured"
-    res["cli_run"] = cli_run(out)
+    except ImportError as e:
+        res["vllm"] = f"vllm not importable, skipped ({e})"
+        print(res["vllm"], flush=True)
+    else:
+        try:
+            res["vllm_rollouts"] = vllm_rollouts()
+        except Exception as e:  # noqa: BLE001 - record it; the CLI run below may still tell more
+            res["vllm_rollouts"] = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(res["vllm_rollouts"]), flush=True)
+        res["cli_run_vllm"] = cli_run(out, vllm_spec(out))
     (out / "gpu_smoke.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 

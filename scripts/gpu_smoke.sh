@@ -11,4 +11,5 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRA
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 OUT_DIR="${OUT:-gpu_smoke_out}"
 python3 scripts/gpu_smoke.py "$OUT_DIR"
+python3 scripts/gpu_scale.py "$OUT_DIR"
 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -5

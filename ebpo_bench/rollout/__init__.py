@@ -63,11 +63,38 @@ class RolloutBackend(Protocol):
 
 BACKENDS: Registry = Registry("rollout backend")
 
+#: engine options per backend name, for callers that build backends as make_backend(name, model, tok)
+#: (the trainer, evaluation.evaluate): the runner and the eval command set the spec's options here first
+_OPTIONS: dict[str, dict[str, Any]] = {}
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend's engine is not installed; the message says what to install."""
+
+
+def set_backend_options(name: str, **options: Any) -> None:
+    """Options every later ``make_backend(name, ...)`` in this process receives (explicit kwargs win)."""
+    _OPTIONS[name] = dict(options)
+
+
+def require_backend(name: str) -> None:
+    """Raise ``BackendUnavailable`` (one line, with the install command) when ``name``'s engine does not import.
+
+    Only 'vllm' has an optional engine; callers check before any work so a missing extra fails fast.
+    """
+    if name == "vllm":
+        from .vllm import import_vllm  # our module; it imports vLLM itself only here
+
+        import_vllm()
+
 
 def make_backend(name: str, model: Any, tokenizer: Any, **kwargs: Any) -> RolloutBackend:
+    """Build backend ``name`` on ``model``; engine modules are imported only when their backend is asked for."""
     if name == "hf" and "hf" not in BACKENDS:
         from . import hf  # noqa: F401  (registers itself)
-    return BACKENDS.get(name)(model, tokenizer, **kwargs)
+    if name == "vllm" and "vllm" not in BACKENDS:
+        from . import vllm  # noqa: F401  (registers itself; imports vLLM only when an engine starts)
+    return BACKENDS.get(name)(model, tokenizer, **{**_OPTIONS.get(name, {}), **kwargs})
 
 
 def encode_prompt(tokenizer: Any, text: str, chat_template: bool) -> list[int]:
@@ -80,6 +107,20 @@ def encode_prompt(tokenizer: Any, text: str, chat_template: bool) -> list[int]:
             [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
         )
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows as (B, Tp) ids left-padded with ``pad`` and the (B, Tp) mask of real tokens.
+
+    Left padding puts every prompt's last token in column Tp − 1, where generation continues.
+    """
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r) :] = 1
+    return ids, mask
 
 
 def _pad_cat(tensors: list[torch.Tensor], value: float, left: bool) -> torch.Tensor:

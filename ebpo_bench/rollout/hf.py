@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from . import BACKENDS, RolloutBatch, SamplingParams, concat
+from . import BACKENDS, RolloutBatch, SamplingParams, concat, left_pad
 
 
 @BACKENDS.register("hf")
@@ -34,12 +34,8 @@ class HFRollout:
     def _chunk(self, rows: list[list[int]], params: SamplingParams) -> RolloutBatch:
         dev = next(self.model.parameters()).device
         pad, eos = self.tok.pad_token_id, self.tok.eos_token_id
-        tp = max(len(r) for r in rows)
-        ids = torch.full((len(rows), tp), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), tp), dtype=torch.long)
-        for i, r in enumerate(rows):  # left padding: the last prompt token sits at column tp - 1
-            ids[i, tp - len(r) :] = torch.tensor(r, dtype=torch.long)
-            mask[i, tp - len(r) :] = 1
+        ids, mask = left_pad(rows, pad)
+        tp = ids.shape[1]
         greedy = params.temperature == 0
         out = self.model.generate(
             input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=params.max_new_tokens,

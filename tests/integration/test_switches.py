@@ -1,4 +1,4 @@
-"""DAPO switches on the real trainer: dynamic sampling (group filtering) and overlong shaping.
+"""Switches on the real trainer: DAPO dynamic sampling and overlong shaping, truncated IS.
 
 A random-init tiny model never answers correctly and never stops before the cap, so every group
 is uninformative and every response is overlong: the expected numbers are exact.
@@ -16,7 +16,7 @@ from ebpo_bench.specload import build_experiment
 pytestmark = pytest.mark.integration
 
 
-def _exp(train: dict) -> object:
+def _exp(train: dict, loss: dict | None = None) -> object:
     return build_experiment({
         "name": "switches", "seeds": [3],
         "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
@@ -24,6 +24,7 @@ def _exp(train: dict) -> object:
         "rollout": {"group_size": 2, "max_new_tokens": 6},
         "train": {"steps": 2, "prompts_per_step": 4, "mini_batches": 1, "checkpoint_every": 2, **train},
         "eval": {"n_samples": 1},
+        "loss": loss or {},
         "advantage": {"type": "grpo", "normalize_std": False},
     })
 
@@ -49,3 +50,14 @@ def test_overlong_shaping_penalises_responses_at_the_cap(tmp_path, cache_dir):
         assert row["train/truncated_frac"] == 1.0
         assert row["train/response_length"] == 6.0
         assert row["train/reward_mean"] == pytest.approx(-0.5)  # 0 reward - 0.5 * (6 - 4) / 2
+
+
+def test_truncated_is_with_the_hf_sampler_logs_unit_weights(tmp_path, cache_dir):
+    # The HF sampler is the trainer, so the recomputed old log-probs equal the sampler's and every
+    # IS weight is 1 (up to float rounding): the switch runs end to end and logs what it did.
+    exp = _exp({"steps": 2, "mini_batches": 2}, loss={"tis": {"enabled": True, "cap": 2.0}})
+    runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path)
+    for row in _metrics(tmp_path):
+        assert row["tis/weight_mean"] == pytest.approx(1.0, abs=1e-4)
+        assert row["tis/capped_frac"] == 0.0
+        assert row["tis/logp_abs_diff"] < 1e-4
