@@ -111,7 +111,7 @@ def run_prepass(examples: Sequence[Example], model: Any, tok: Any, cache: Path, 
         id -> pass rate in [0, 1] for every example.
     """
     from .rewards import MathVerifier
-    from .rollout import SamplingParams, encode_prompt, make_backend
+    from .rollout import SamplingParams, encode_prompts, make_backend
 
     cache = Path(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def run_prepass(examples: Sequence[Example], model: Any, tok: Any, cache: Path, 
     with MathVerifier(fmt=fmt, scale=scale) as ver:
         for c in range(0, len(todo), chunk):
             part = [e for _, e in todo[c : c + chunk]]
-            ids = [encode_prompt(tok, e.prompt, chat_template) for e in part]
+            ids = encode_prompts(tok, [e.prompt for e in part], chat_template)
             out = backend.generate(ids, params, seed=seed + todo[c][0])
             golds = [e.answer for e in part for _ in range(n_samples)]
             correct = np.array([r.correct for r in ver.score(out.texts, golds)], dtype=float)

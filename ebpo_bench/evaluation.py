@@ -80,7 +80,7 @@ def evaluate(model: Any, tok: Any, benchmarks: dict[str, list[Any]], *, verifier
     """Sample and grade every problem of every benchmark; return eval rows."""
     import torch
 
-    from .rollout import SamplingParams, encode_prompt, make_backend  # torch: only when sampling
+    from .rollout import SamplingParams, encode_prompts, make_backend  # torch: only when sampling
 
     engine = make_backend(backend, model, tok)
     params = SamplingParams(n, temperature, top_p, max_new_tokens, logprobs=False)
@@ -90,7 +90,7 @@ def evaluate(model: Any, tok: Any, benchmarks: dict[str, list[Any]], *, verifier
         for name, problems in benchmarks.items():
             for start in range(0, len(problems), 64):
                 chunk = problems[start : start + 64]
-                batch = engine.generate([encode_prompt(tok, p.prompt, chat_template) for p in chunk], params)
+                batch = engine.generate(encode_prompts(tok, [p.prompt for p in chunk], chat_template), params)
                 results = verifier.score(batch.texts, [p.answer for p in chunk for _ in range(n)])
                 for i, res in enumerate(results):
                     prob, text = chunk[i // n], batch.texts[i]

@@ -64,7 +64,9 @@ class ScriptedTokenizer:
         self._ids: dict[str, int] = {}
         self.texts: list[str] = ["<pad>", "<eos>"]
 
-    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+    def __call__(self, text: str | list[str], add_special_tokens: bool = False) -> dict[str, list]:
+        if isinstance(text, list):  # batched, like a transformers tokenizer
+            return {"input_ids": [self(t)["input_ids"] for t in text]}
         if text not in self._ids:
             self._ids[text] = len(self.texts)
             self.texts.append(text)

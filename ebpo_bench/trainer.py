@@ -38,7 +38,7 @@ from .modeling import load_policy
 from .progress import progress_bar
 from .results import RunPaths, append_jsonl
 from .rewards import MathVerifier
-from .rollout import RolloutBatch, SamplingParams, concat, encode_prompt, make_backend, take
+from .rollout import RolloutBatch, SamplingParams, concat, encode_prompt, encode_prompts, make_backend, take
 from .spec import RunConfig
 
 
@@ -122,6 +122,8 @@ def train(run: RunConfig, paths: RunPaths, *, quiet: bool = False, log: Callable
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=run.model.mixed_precision)
     set_seed(run.seed + acc.process_index)
     t = setup(run, paths, acc, log)
+    if acc.is_main_process and acc.distributed_type != "NO":
+        log(f"{run.run_id}: {acc.distributed_type} over {acc.num_processes} process(es) on {acc.device}")
     if on_eval and run.eval.every and acc.distributed_type == "FSDP":
         # rank 0 alone cannot run a model whose layers are sharded over every rank
         if acc.is_main_process:
@@ -183,7 +185,7 @@ def collect(t: Trainer, step: int) -> tuple[Collected, dict]:
     while True:
         mine = t.source.next(P)[rank * lp : (rank + 1) * lp]  # every rank draws, each keeps its slice
         a = time.perf_counter()
-        batch = t.backend.generate([encode_prompt(t.tok, e.prompt, run.model.chat_template) for e in mine], params)
+        batch = t.backend.generate(encode_prompts(t.tok, [e.prompt for e in mine], run.model.chat_template), params)
         b = time.perf_counter()
         rew, cor = score(t, batch, mine)
         t_roll, t_rew = t_roll + b - a, t_rew + time.perf_counter() - b

@@ -56,6 +56,7 @@ def fsdp_kill_resume(out: Path) -> dict:
     res = {"killed_at_rows": killed_at, "first_tail": first_out if killed_at is None else ""}
     res["resume"] = run(cmd, timeout=300)
     res["resumed"] = "resuming from step" in res["resume"]["tail"]
+    res["fsdp_active"] = "FSDP over" in res["resume"]["tail"]
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()] if (run_dir / "metrics.jsonl").exists() else []
     res["steps_in_log"] = [r["step"] for r in rows] == list(range(120))
     rec = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}

@@ -47,7 +47,9 @@ def run_bench(spec: str, *, arm: str, seed: int, steps: int, warmup: int, repeat
         for i, kind in enumerate(order, 1):
             log(f"[{i}/{len(order)}] {kind}" + ("" if kind == "estimators" else f": {warmup} warm-up + {steps} measured steps"))
             raw.setdefault(kind, []).append(_worker(kind, cfg_path, Path(tmp) / f"{kind}-{i}.json"))
-    result = {"config": cfg, "created": now(), "wall_s": time.perf_counter() - started, "provenance": provenance(),
+    prov = provenance()
+    prov["packages"]["trl"] = _trl_version()
+    result = {"config": cfg, "created": now(), "wall_s": time.perf_counter() - started, "provenance": prov,
               "raw": raw, "summary": summarise(raw, warmup)}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / f"{name}.json", result)
@@ -63,6 +65,15 @@ def _worker(kind: str, cfg_path: Path, out: Path) -> dict:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise BenchError(f"bench worker '{kind}' failed (exit {proc.returncode}):\n{tail}")
     return json.loads(out.read_text())
+
+
+def _trl_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trl")
+    except PackageNotFoundError:
+        return None
 
 
 def _require_trl() -> None:

@@ -2,7 +2,8 @@
 
 A step's wall time is split into phases by timing the calls both trainers make anyway:
 
-- ``generation``: ``<model class>.generate`` (the forwards inside it count here, not as compute);
+- ``generation``: ``<model class>.generate`` (the forwards inside it count here, not as compute)
+  and our HF backend's shared prompt prefill (``rollout.hf.shared_prefill``);
 - ``reward``: ``MathVerifier.score`` (both trainers grade through the same verifier);
 - ``advantage``: the estimator call (ours only; TRL computes its advantage inline, so for TRL
   that time lands in overhead);
@@ -80,7 +81,10 @@ class PhaseProbe:
 
         from ..rewards import MathVerifier
 
+        from ..rollout import hf
+
         self.wrap(type(model), "generate", "generation", after=self._count_tokens)
+        self.wrap(hf, "shared_prefill", "generation")  # our prompt prefill, done once per group before generate
         self.wrap(type(model), "forward", "compute")
         backbone = type(getattr(model, "base_model", model))
         if backbone is not type(model):

@@ -105,13 +105,15 @@ def measure_trl(run: RunConfig, cfg: dict, probe: PhaseProbe) -> list[tuple[floa
 
 
 def measure_floor(run: RunConfig, cfg: dict, probe: PhaseProbe) -> list[tuple[float, dict]]:
-    """Our trainer's model calls and nothing else: generate, then per mini-batch of whole groups the
-    same log-prob forward (prompt once per group when ``train.shared_prefix``), backward, clip, AdamW."""
+    """Our trainer's model calls and nothing else: the shared prompt prefill and generate, then per
+    mini-batch of whole groups the same log-prob forward (prompt once per group when
+    ``train.shared_prefix``), backward, clip, AdamW."""
     import torch
 
     from ..logprobs import grouped_logprobs, sequence_logprobs
     from ..modeling import load_policy
-    from ..rollout import SamplingParams, encode_prompt, left_pad
+    from ..rollout import SamplingParams, encode_prompts, left_pad
+    from ..rollout import hf
     from ..rollout.hf import sampling_kwargs
 
     model, tok = load_policy(run.model, run.task, log=lambda m: None)
@@ -125,12 +127,13 @@ def measure_floor(run: RunConfig, cfg: dict, probe: PhaseProbe) -> list[tuple[fl
     examples = prompts_in_order(run, tok, run.train.steps * P)
     marks = [(time.perf_counter(), probe.snapshot())]
     for step in range(run.train.steps):
-        ids, pm = (x.to(dev) for x in left_pad([encode_prompt(tok, e.prompt, run.model.chat_template)
-                                                for e in examples[step * P : (step + 1) * P]], tok.pad_token_id))
+        texts = [e.prompt for e in examples[step * P : (step + 1) * P]]
+        ids, pm = (x.to(dev) for x in left_pad(encode_prompts(tok, texts, run.model.chat_template), tok.pad_token_id))
         with torch.no_grad():
+            cache = hf.shared_prefill(model, ids, pm, G) if G > 1 and ids.shape[1] > 1 else None
             seq = model.generate(input_ids=ids.repeat_interleave(G, 0), attention_mask=pm.repeat_interleave(G, 0),
-                                 max_new_tokens=params.max_new_tokens, eos_token_id=tok.eos_token_id,
-                                 pad_token_id=tok.pad_token_id, **sampling_kwargs(params))
+                                 past_key_values=cache, max_new_tokens=params.max_new_tokens,
+                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **sampling_kwargs(params))
         resp = seq[:, ids.shape[1]:]
         rmask = (resp != tok.pad_token_id).long()
         for k in range(m):

@@ -102,11 +102,15 @@ def encode_prompt(tokenizer: Any, text: str, chat_template: bool) -> list[int]:
 
     One function for warm start, training and evaluation, so all three see identical prompts.
     """
+    return encode_prompts(tokenizer, [text], chat_template)[0]
+
+
+def encode_prompts(tokenizer: Any, texts: list[str], chat_template: bool) -> list[list[int]]:
+    """``encode_prompt`` for many prompts in one tokenizer call (the same ids, without per-call overhead)."""
     if chat_template:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        )
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
+                                               add_generation_prompt=True) for t in texts]
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
 
 def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,11 +119,8 @@ def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
     Left padding puts every prompt's last token in column Tp − 1, where generation continues.
     """
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r) :] = 1
+    ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
     return ids, mask
 
 

@@ -80,7 +80,9 @@ class _Scripted:
 
 
 class _Tok:
-    def __call__(self, text, add_special_tokens=False):
+    def __call__(self, text, add_special_tokens=False):  # one text or a batch, as a transformers tokenizer
+        if isinstance(text, list):
+            return {"input_ids": [[ord(c) for c in t] for t in text]}
         return {"input_ids": [ord(c) for c in text]}
 
 

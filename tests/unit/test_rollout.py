@@ -52,3 +52,20 @@ def test_sampling_ignores_generation_config_defaults():
     model.generation_config.repetition_penalty = 1.3
     gc, _ = model._prepare_generation_config(None, **sampling_kwargs(SamplingParams(1, 0.7, 0.9, 4)))
     assert gc.top_k is None and gc.repetition_penalty == 1.0 and gc.temperature == 0.7 and gc.top_p == 0.9
+
+
+def test_shared_prompt_prefill_changes_nothing_but_the_cost():
+    tok, model, prompts = _setup()
+    params = SamplingParams(3, 0.0, 1.0, 8)  # greedy: outputs must be identical
+    a = make_backend("hf", model, tok, share_prompt=False).generate(prompts, params)
+    b = make_backend("hf", model, tok, share_prompt=True).generate(prompts, params)
+    assert torch.equal(a.response_ids, b.response_ids) and torch.equal(a.prompt_ids, b.prompt_ids)
+    sampled = SamplingParams(3, 1.0, 1.0, 8)
+    c = make_backend("hf", model, tok, share_prompt=False).generate(prompts, sampled, seed=5)
+    d = make_backend("hf", model, tok, share_prompt=True).generate(prompts, sampled, seed=5)
+    assert torch.equal(c.response_ids, d.response_ids)  # the same RNG stream and the same logits
+    assert ((c.old_logprobs - d.old_logprobs).abs() * c.response_mask).max() < 1e-5
+    # chunks hold whole prompts (max_batch 4, n = 3: one prompt per chunk); greedy output is unchanged
+    e = make_backend("hf", model, tok, max_batch=4).generate(prompts, params)
+    w = min(e.response_ids.shape[1], a.response_ids.shape[1])
+    assert torch.equal(e.response_ids[:, :w], a.response_ids[:, :w]) and e.texts == a.texts
