@@ -253,10 +253,8 @@ class TrainConfig(_Cfg):
     grad_clip: float = Field(1.0, gt=0, description="Max gradient norm.")
     checkpoint_every: int = Field(10, ge=1, description="Steps between checkpoints (and at the end).")
     samples_per_step: int = Field(2, ge=0, description="Rollouts written to samples.jsonl per step.")
-    shared_prefix: bool = Field(
-        True, description="Mini-batches hold whole groups and each prompt is forwarded once per group (same "
-        "log-probs, about half the update compute on short-prompt tasks); off under gradient checkpointing.",
-    )
+    shared_prefix: bool = Field(True, description="Mini-batches hold whole groups; each prompt is forwarded once per "
+                                "group (same log-probs, less compute); off under gradient checkpointing.")
     filter_groups: FilterGroupsConfig = Field(default_factory=FilterGroupsConfig)
     overlong: OverlongConfig = Field(default_factory=OverlongConfig)
 
@@ -264,8 +262,8 @@ class TrainConfig(_Cfg):
 class TISConfig(_Cfg):
     """Token-level truncated importance sampling for a sampler that differs from the trainer (e.g. vLLM)."""
 
-    enabled: bool = Field(False, description="Recompute old log-probs with the trainer and weight each token by "
-                          "min(pi_old_trainer / pi_sampler, cap); logged as tis/*.")
+    enabled: bool = Field(False, description="Re-score old log-probs with the trainer; weight tokens by "
+                          "min(pi_trainer / pi_sampler, cap); logged as tis/*.")
     cap: float = Field(2.0, gt=0, description="Upper truncation of the importance weight (verl/TRL default 2).")
 
 
