@@ -56,6 +56,8 @@ def load_policy(cfg: ModelConfig, task: Any, *, log: Callable[[str], None] = pri
             model = tinymodel.build_model(
                 tok, layers=t.layers, hidden=t.hidden, heads=t.heads, intermediate=t.intermediate, seed=t.init_seed
             )
+            if cfg.gradient_checkpointing:
+                model.gradient_checkpointing_enable()
             return model, tok
         path = str(src)
     else:

@@ -68,12 +68,15 @@ class HFRollout:
 def shared_prefill(model, ids: torch.Tensor, mask: torch.Tensor, n: int):
     """KV cache of each (P, Tp) left-padded prompt but its last token, repeated n times for P·n rows.
 
-    The last token is left out because ``generate`` must feed at least one uncached token.
+    The last token is left out because ``generate`` must feed at least one uncached token. None
+    when the model keeps no cache (gradient checkpointing in train mode): generate then prefills
+    every row itself.
     """
     pos = (mask.cumsum(1) - 1).masked_fill(mask == 0, 1)  # as generate() numbers left-padded positions
     out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True)
     cache = out.past_key_values
-    cache.batch_repeat_interleave(n)
+    if cache is not None:
+        cache.batch_repeat_interleave(n)
     return cache
 
 

@@ -16,10 +16,10 @@ from ebpo_bench.specload import build_experiment
 pytestmark = pytest.mark.integration
 
 
-def _exp(train: dict, loss: dict | None = None) -> object:
+def _exp(train: dict, loss: dict | None = None, model: dict | None = None) -> object:
     return build_experiment({
         "name": "switches", "seeds": [3],
-        "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
+        "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}, **(model or {})},
         "task": {"type": "synthetic", "topics": ["add"], "train_levels": [3], "eval_levels": [1], "eval_per_level": 2},
         "rollout": {"group_size": 2, "max_new_tokens": 6},
         "train": {"steps": 2, "prompts_per_step": 4, "mini_batches": 1, "checkpoint_every": 2, **train},
@@ -61,3 +61,12 @@ def test_truncated_is_with_the_hf_sampler_logs_unit_weights(tmp_path, cache_dir)
         assert row["tis/weight_mean"] == pytest.approx(1.0, abs=1e-4)
         assert row["tis/capped_frac"] == 0.0
         assert row["tis/logp_abs_diff"] < 1e-4
+
+
+def test_gradient_checkpointing_trains_without_the_shared_prefix_paths(tmp_path, cache_dir):
+    # transformers drops the KV cache under gradient checkpointing: the sampler and the update must
+    # fall back to one forward per row instead of failing
+    # (advantages are all 0 on this task; the entropy bonus gives the checkpointed backward a gradient)
+    exp = _exp({"steps": 2, "mini_batches": 2}, loss={"entropy_coef": 0.01}, model={"gradient_checkpointing": True})
+    assert runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path) == {"grpo/seed3": "completed"}
+    assert all(row["train/grad_norm"] > 0 for row in _metrics(tmp_path))

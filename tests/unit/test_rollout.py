@@ -69,3 +69,17 @@ def test_shared_prompt_prefill_changes_nothing_but_the_cost():
     e = make_backend("hf", model, tok, max_batch=4).generate(prompts, params)
     w = min(e.response_ids.shape[1], a.response_ids.shape[1])
     assert torch.equal(e.response_ids[:, :w], a.response_ids[:, :w]) and e.texts == a.texts
+
+
+def test_sampling_under_gradient_checkpointing_falls_back_to_per_row_prefill():
+    tok, model, prompts = _setup()
+    params = SamplingParams(2, 0.0, 1.0, 6)
+    plain = make_backend("hf", model, tok).generate(prompts, params)
+    model.gradient_checkpointing_enable()
+    model.train()  # transformers turns the KV cache off here, so there is no prefill to share
+    try:
+        ckpt = make_backend("hf", model, tok).generate(prompts, params)
+    finally:
+        model.gradient_checkpointing_disable()
+        model.eval()
+    assert ckpt.texts == plain.texts
