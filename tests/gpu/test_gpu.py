@@ -47,3 +47,25 @@ def test_one_update_on_cuda_changes_the_policy():
     torch.optim.AdamW(model.parameters(), lr=1e-3).step()
     assert torch.isfinite(loss)
     assert any(not torch.equal(a, p.detach()) for a, p in zip(before, model.parameters()))
+
+
+def test_shared_prefill_and_grouped_update_match_the_per_row_paths_on_cuda():
+    from ebpo_bench import tinymodel
+    from ebpo_bench.logprobs import response_logprobs
+    from ebpo_bench.rollout import SamplingParams, make_backend
+
+    tok = tinymodel.build_tokenizer()
+    model = tinymodel.build_model(tok, seed=0).to("cuda")
+    prompts = [tok(f"{i}+{i % 5}=", add_special_tokens=False)["input_ids"] for i in range(1, 9)]
+    greedy = SamplingParams(4, 0.0, 1.0, 12)
+    a = make_backend("hf", model, tok, share_prompt=False).generate(prompts, greedy)
+    b = make_backend("hf", model, tok, share_prompt=True).generate(prompts, greedy)
+    assert torch.equal(a.response_ids, b.response_ids)
+    s = make_backend("hf", model, tok).generate(prompts, SamplingParams(4, 1.0, 1.0, 12), seed=0)
+    idx, width = torch.arange(32), int(s.lengths.max())
+    with torch.no_grad():
+        plain, _ = response_logprobs(model, s, idx, width, "cuda", 1.0, False, 1)
+        grouped, _ = response_logprobs(model, s, idx, width, "cuda", 1.0, False, 4)
+    mask = s.response_mask[:, :width].cuda()
+    assert ((plain - grouped).abs() * mask).max().item() < 1e-4
+    assert ((grouped.cpu() - s.old_logprobs[:, :width]).abs() * s.response_mask[:, :width]).max().item() < 1e-3
