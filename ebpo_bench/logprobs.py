@@ -77,11 +77,13 @@ def response_logprobs(model, batch: Any, idx: torch.Tensor, width: int, device: 
 
 
 def _from_logits(logits, targets, temperature: float, with_entropy: bool | str):
-    logits = logits.float() / temperature
-    logp = losses.token_logprobs(logits, targets)
+    """Token log-probs (B, T) and entropy from one (B, T, V) log-softmax: at a 150k vocabulary the
+    logits are the update's largest tensor, so a second normalisation pass would double it."""
+    logp_all = torch.log_softmax(logits.float() / temperature, dim=-1)
+    logp = logp_all.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
     if not with_entropy:
         return logp, None
     if with_entropy == "detached":
         with torch.no_grad():
-            return logp, losses.entropy_from_logits(logits.detach())
-    return logp, losses.entropy_from_logits(logits)
+            return logp, losses.entropy_from_logp(logp_all.detach())
+    return logp, losses.entropy_from_logp(logp_all)

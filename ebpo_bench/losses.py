@@ -259,8 +259,12 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     Returns:
         (...) entropies in nats, differentiable.
     """
-    logp = torch.log_softmax(logits, dim=-1)
-    return -(logp.exp() * logp).sum(dim=-1)
+    return entropy_from_logp(torch.log_softmax(logits, dim=-1))
+
+
+def entropy_from_logp(logp_all: torch.Tensor) -> torch.Tensor:
+    """``entropy_from_logits`` from an already computed (..., V) ``log_softmax``: -sum(p * log p)."""
+    return -(logp_all.exp() * logp_all).sum(dim=-1)
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
