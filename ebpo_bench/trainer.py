@@ -93,10 +93,16 @@ def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None])
         ref = ref.to(acc.device)
     est = advantages.make(run.advantage.type, **run.advantage.options())
     ver = MathVerifier(fmt=run.reward.format, scale=run.reward.scale, timeout_s=run.reward.timeout_s, workers=run.reward.workers)
-    max_len = run.rollout.max_prompt_tokens
-    source = PromptSource(run.task, run.data, run.seed, filter_fn=lambda e: len(encode_prompt(tok, e.prompt, run.model.chat_template)) <= max_len)
+    source = prompt_source(run, tok)
     backend = make_backend(run.rollout.backend, acc.unwrap_model(model), tok)
     return Trainer(run, paths, acc, model, ref, tok, opt, sched, est, ver, source, backend)
+
+
+def prompt_source(run: RunConfig, tok: Any) -> PromptSource:
+    """The run's training prompts in order, without those longer than ``rollout.max_prompt_tokens``."""
+    limit = run.rollout.max_prompt_tokens
+    keep = lambda e: len(encode_prompt(tok, e.prompt, run.model.chat_template)) <= limit  # noqa: E731
+    return PromptSource(run.task, run.data, run.seed, filter_fn=keep)
 
 
 def lr_lambda(run: RunConfig) -> Callable[[int], float]:
@@ -267,7 +273,7 @@ def update(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dic
     run = t.run
     n = adv.shape[0]
     gen = torch.Generator().manual_seed(run.seed * 100_003 + step)
-    unit = run.rollout.group_size if shared_prefix(t, n // run.rollout.group_size) else 1  # rows per shuffled unit
+    unit = run.rollout.group_size if shared_prefix(run, n // run.rollout.group_size) else 1  # rows per shuffled unit
     old, weights = proximal_logprobs(t, batch, unit) if run.loss.tis.enabled else (batch.old_logprobs, None)
     sums: dict[str, float] = {}
     count = 0
@@ -287,9 +293,8 @@ def update(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dic
     return out
 
 
-def shared_prefix(t: Trainer, groups: int) -> bool:
-    """Whether this update can forward each prompt once per group (see ``ebpo_bench/logprobs.py``)."""
-    run = t.run
+def shared_prefix(run: RunConfig, groups: int) -> bool:
+    """Whether an update over ``groups`` local groups can forward each prompt once per group (``logprobs.py``)."""
     return (run.train.shared_prefix and not run.model.gradient_checkpointing and run.rollout.group_size > 1
             and groups % run.train.mini_batches == 0)
 

@@ -30,10 +30,10 @@ PHASES = ("generation", "reward", "advantage", "compute")
 class PhaseProbe:
     """Accumulates seconds per phase and generated tokens; ``snapshot`` reads the running totals."""
 
-    def __init__(self, eos_id: int | None = None, pad_id: int | None = None) -> None:
+    def __init__(self, eos_id: int | None = None) -> None:
         self.totals: dict[str, float] = defaultdict(float)
         self.tokens = 0
-        self.eos_id, self.pad_id = eos_id, pad_id
+        self.eos_id = eos_id
         self._active: str | None = None
         self._undo: list[Callable[[], None]] = []
         self._sync = _cuda_sync()

@@ -26,21 +26,18 @@ def load_run(cfg: dict) -> RunConfig:
     """The benchmarked run: the spec's arm and seed, with ``warmup + steps`` RL steps."""
     total = cfg["warmup"] + cfg["steps"]
     exp = load_experiment(cfg["spec"], overrides={"train": {"steps": total}, "eval": {"every": 0}}, profile=cfg.get("profile"))
-    runs = [r for r in exp.runs if r.run_id.split("/")[0] == cfg["arm"] and r.seed == cfg["seed"]]
+    runs = [r for r in exp.runs if r.arm == cfg["arm"] and r.seed == cfg["seed"]]
     if not runs:
-        arms = sorted({r.run_id.split("/")[0] for r in exp.runs})
+        arms = sorted({r.arm for r in exp.runs})
         raise SystemExit(f"bench: no run with arm '{cfg['arm']}' and seed {cfg['seed']} in {cfg['spec']} (arms: {arms})")
     return runs[0]
 
 
 def prompts_in_order(run: RunConfig, tok: Any, n: int) -> list[Any]:
     """The first n training examples exactly as our trainer draws them (same source, seed and filter)."""
-    from ..datastream import PromptSource
-    from ..rollout import encode_prompt
+    from ..trainer import prompt_source
 
-    limit = run.rollout.max_prompt_tokens
-    keep = lambda e: len(encode_prompt(tok, e.prompt, run.model.chat_template)) <= limit  # noqa: E731
-    return PromptSource(run.task, run.data, run.seed, filter_fn=keep).next(n)
+    return prompt_source(run, tok).next(n)
 
 
 def measure_ours(run: RunConfig, cfg: dict, probe: PhaseProbe) -> list[tuple[float, dict]]:
@@ -112,6 +109,7 @@ def measure_floor(run: RunConfig, cfg: dict, probe: PhaseProbe) -> list[tuple[fl
 
     from ..logprobs import grouped_logprobs, sequence_logprobs
     from ..modeling import load_policy
+    from ..trainer import shared_prefix
     from ..rollout import SamplingParams, encode_prompts, left_pad
     from ..rollout import hf
     from ..rollout.hf import sampling_kwargs
@@ -122,7 +120,7 @@ def measure_floor(run: RunConfig, cfg: dict, probe: PhaseProbe) -> list[tuple[fl
     _install(probe, model, tok)
     opt = torch.optim.AdamW(model.parameters(), lr=run.train.lr)
     P, G, m, T = run.train.prompts_per_step, run.rollout.group_size, run.train.mini_batches, run.rollout.temperature
-    shared = run.train.shared_prefix and not run.model.gradient_checkpointing and G > 1 and P % m == 0
+    shared = shared_prefix(run, P)
     params = SamplingParams(G, T, run.rollout.top_p, run.rollout.max_new_tokens)
     examples = prompts_in_order(run, tok, run.train.steps * P)
     marks = [(time.perf_counter(), probe.snapshot())]
@@ -181,7 +179,7 @@ def measure_estimators(cfg: dict) -> list[dict]:
 
 
 def _install(probe: PhaseProbe, model: Any, tok: Any) -> None:
-    probe.eos_id, probe.pad_id = tok.eos_token_id, tok.pad_token_id
+    probe.eos_id = tok.eos_token_id
     probe.install(model)
 
 
