@@ -36,17 +36,29 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from ebpo_bench.evalcmd import run_eval
+    from ebpo_bench.eval.command import run_eval
 
     with tempfile.TemporaryDirectory(prefix="ebpo_eval_speed_") as tmp:
         t0 = time.perf_counter()
-        summary = run_eval("tiny", [args.benchmark], n=args.n, temperature=1.0, top_p=1.0,
-                           max_new_tokens=args.max_new_tokens, limit=args.problems, harness=args.harness,
-                           out=Path(tmp), seed=0, quiet=True)
+        summary = run_eval(
+            "tiny",
+            [args.benchmark],
+            n=args.n,
+            temperature=1.0,
+            top_p=1.0,
+            max_new_tokens=args.max_new_tokens,
+            limit=args.problems,
+            harness=args.harness,
+            out=Path(tmp),
+            seed=0,
+            quiet=True,
+        )
         total = time.perf_counter() - t0
     m = summary["benchmarks"][args.benchmark]
-    print(f"\n{m['problems']} problems x {m['n']} samples, <= {args.max_new_tokens} new tokens, {args.harness} "
-          f"harness, {args.threads} torch threads")
+    print(
+        f"\n{m['problems']} problems x {m['n']} samples, <= {args.max_new_tokens} new tokens, {args.harness} "
+        f"harness, {args.threads} torch threads"
+    )
     print(f"model build + generation + grading + writing: {summary['seconds']:.1f} s")
     print(f"run_eval in all (data loading included): {total:.1f} s (target <= 120 s)")
 

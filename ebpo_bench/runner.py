@@ -16,12 +16,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .results import (
-    RunPaths, append_jsonl, atomic_write_json, atomic_write_text, provenance, read_jsonl, read_record,
-    rewrite_jsonl, run_paths, update_record, now,
+from ebpo_bench.config.load import Experiment, resolved_yaml, spec_hash
+from ebpo_bench.config.spec import RunConfig
+from ebpo_bench.results import (
+    RunPaths,
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    now,
+    provenance,
+    read_record,
+    rewrite_jsonl,
+    run_paths,
+    update_record,
 )
-from .specload import Experiment, resolved_yaml, spec_hash
-from .spec import RunConfig
 
 
 class RunRefused(Exception):
@@ -32,10 +40,16 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_experiment(exp: Experiment, runs: list[RunConfig], *, force: bool = False, quiet: bool = False,
-                   results_root: Path | None = None) -> dict[str, str]:
+def run_experiment(
+    exp: Experiment,
+    runs: list[RunConfig],
+    *,
+    force: bool = False,
+    quiet: bool = False,
+    results_root: Path | None = None,
+) -> dict[str, str]:
     """Run the selected runs in order; return run id -> final status; print the comparison table."""
-    from .cli import UserError
+    from ebpo_bench.cli import UserError
 
     root = Path(results_root or exp.spec.output.root)
     status: dict[str, str] = {}
@@ -46,8 +60,10 @@ def run_experiment(exp: Experiment, runs: list[RunConfig], *, force: bool = Fals
         except RunRefused as e:
             raise UserError(str(e)) from None
     if _is_main():
-        log(f"{exp.name}: {len(runs)} runs in {time.time() - t0:.0f} s: "
-            + ", ".join(f"{k}={v}" for k, v in sorted(status.items())))
+        log(
+            f"{exp.name}: {len(runs)} runs in {time.time() - t0:.0f} s: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(status.items()))
+        )
         print(comparison_table(root / exp.name, runs))
         build_report(root, exp.name)
     return status
@@ -55,13 +71,15 @@ def run_experiment(exp: Experiment, runs: list[RunConfig], *, force: bool = Fals
 
 def build_report(root: Path, name: str) -> None:
     """Build the experiment's report; a report problem never fails the finished runs."""
-    from .report import build_reports
+    from ebpo_bench.report import build_reports
 
     try:
         for p in build_reports(root, root / name, Path("reports")):
             log(f"report: {p}")
     except Exception as e:  # noqa: BLE001 - the runs are done; say what went wrong and move on
-        log(f"report for {name} could not be built ({type(e).__name__}: {e}); run `ebpo-bench report {root / name}`")
+        log(
+            f"report for {name} could not be built ({type(e).__name__}: {e}); run `ebpo-bench report {root / name}`"
+        )
 
 
 def shutdown() -> None:
@@ -112,7 +130,7 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
     """Train, evaluate and record one run; under ``accelerate launch`` only rank 0 writes files."""
     import torch
 
-    from .trainer import TrainingDiverged, train
+    from ebpo_bench.train.trainer import TrainingDiverged, train
 
     state = process_state()
     main = state.is_main_process
@@ -121,16 +139,34 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
         atomic_write_text(paths.spec, resolved_yaml(run))
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
         prev = read_record(paths) or {}
-        update_record(paths, status="running", spec_hash=h, run_id=run.run_id, arm=run.arm, seed=run.seed,
-                      axes=run.axes, experiment=run.name, estimator=run.advantage.type,
-                      started=prev.get("started", now()), resumed=now() if prev else None, device=device,
-                      processes=state.num_processes, provenance=provenance(), error=None)
+        update_record(
+            paths,
+            status="running",
+            spec_hash=h,
+            run_id=run.run_id,
+            arm=run.arm,
+            seed=run.seed,
+            axes=run.axes,
+            experiment=run.name,
+            estimator=run.advantage.type,
+            started=prev.get("started", now()),
+            resumed=now() if prev else None,
+            device=device,
+            processes=state.num_processes,
+            provenance=provenance(),
+            error=None,
+        )
     state.wait_for_everyone()
     configure_backends(run)
     t0 = time.time()
     try:
-        last = train(run, paths, quiet=quiet, log=log,
-                     on_eval=lambda step, m, tok: evaluate_run(run, paths, m, tok, step, quiet=True))
+        last = train(
+            run,
+            paths,
+            quiet=quiet,
+            log=log,
+            on_eval=lambda step, m, tok: evaluate_run(run, paths, m, tok, step, quiet=True),
+        )
     except TrainingDiverged as e:
         if main:
             update_record(paths, status="failed", error=str(e), finished=now())
@@ -142,9 +178,15 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
         raise
     if main:
         summary = final_evaluation(run, paths, quiet=quiet)
-        update_record(paths, status="completed", finished=now(), train_seconds=round(time.time() - t0, 1),
-                      last_step=run.train.steps,
-                      final_train={k: last.get(k) for k in ("train/reward_mean", "train/accuracy")}, eval=summary)
+        update_record(
+            paths,
+            status="completed",
+            finished=now(),
+            train_seconds=round(time.time() - t0, 1),
+            last_step=run.train.steps,
+            final_train={k: last.get(k) for k in ("train/reward_mean", "train/accuracy")},
+            eval=summary,
+        )
     state.wait_for_everyone()
     return "completed"
 
@@ -152,18 +194,18 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
 def configure_backends(run: RunConfig) -> None:
     """Hand the spec's vLLM engine options to every backend this run builds (trainer and evaluation
     build theirs with ``make_backend(name, model, tok)``); without a rollout.vllm block, the defaults."""
-    from .rollout import set_backend_options
-    from .spec import VLLMConfig
+    from ebpo_bench.config.spec import VLLMConfig
+    from ebpo_bench.rollout import set_backend_options
 
     set_backend_options("vllm", **(run.rollout.vllm or VLLMConfig()).model_dump())
 
 
 def final_evaluation(run: RunConfig, paths: RunPaths, *, quiet: bool) -> dict:
     """Evaluate the final weights from the latest checkpoint (so a resumed run evaluates identically)."""
-    from .checkpoint import latest_checkpoint
-    from .modeling import load_policy
-
     import torch
+
+    from ebpo_bench.models.loading import load_policy
+    from ebpo_bench.train.checkpoint import latest_checkpoint
 
     model, tok = load_policy(run.model, run.task, log=log)
     ck = latest_checkpoint(paths.checkpoints)
@@ -179,23 +221,29 @@ def eval_suites(run: RunConfig) -> list[tuple[dict[str, list[Any]], str]]:
     math benchmarks named in ``eval.benchmarks`` (graded in their template's answer format)."""
     suites = []
     if run.task.type == "synthetic":
-        from .tasks.synthetic import SyntheticTask
+        from ebpo_bench.data.tasks.synthetic import SyntheticTask
 
         task = SyntheticTask(topics=tuple(run.task.topics), seed=run.task.seed)
-        suites.append(({f"level{lv}": task.eval_split(lv, run.task.eval_per_level) for lv in run.task.eval_levels},
-                       run.reward.format))
+        suites.append(
+            (
+                {f"level{lv}": task.eval_split(lv, run.task.eval_per_level) for lv in run.task.eval_levels},
+                run.reward.format,
+            )
+        )
     if run.eval.benchmarks:
-        from .benchmarks import GRADE_FORMAT, load_benchmarks
+        from ebpo_bench.eval.benchmarks import GRADE_FORMAT, load_benchmarks
 
         e = run.eval
-        suites.append((load_benchmarks(e.benchmarks, e.data_dir, e.limit, e.template), GRADE_FORMAT[e.template]))
+        suites.append(
+            (load_benchmarks(e.benchmarks, e.data_dir, e.limit, e.template), GRADE_FORMAT[e.template])
+        )
     return suites
 
 
 def evaluate_run(run: RunConfig, paths: RunPaths, model, tok, step: int, *, quiet: bool) -> dict:
-    from .evaluation import evaluate, summarize
-    from .progress import progress_bar
-    from .rewards import MathVerifier
+    from ebpo_bench.data.rewards import MathVerifier
+    from ebpo_bench.eval.sampling import evaluate, summarize
+    from ebpo_bench.progress import progress_bar
 
     suites = eval_suites(run)
     if not suites:
@@ -213,10 +261,22 @@ def evaluate_run(run: RunConfig, paths: RunPaths, model, tok, step: int, *, quie
 
         for benches, fmt in suites:
             with MathVerifier(fmt=fmt, scale=run.reward.scale, timeout_s=run.reward.timeout_s) as ver:
-                rows += evaluate(model, tok, benches, verifier=ver, n=e.n_samples, temperature=e.temperature,
-                                 top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=e.seed,
-                                 chat_template=run.model.chat_template, keep_text=e.keep_text, step=step,
-                                 backend=e.backend, progress=tick)
+                rows += evaluate(
+                    model,
+                    tok,
+                    benches,
+                    verifier=ver,
+                    n=e.n_samples,
+                    temperature=e.temperature,
+                    top_p=e.top_p,
+                    max_new_tokens=e.max_new_tokens,
+                    seed=e.seed,
+                    chat_template=run.model.chat_template,
+                    keep_text=e.keep_text,
+                    step=step,
+                    backend=e.backend,
+                    progress=tick,
+                )
     if paths.eval.exists():
         rewrite_jsonl(paths.eval, lambda r: r.get("step") != step)  # idempotent re-evaluation of a step
     append_jsonl(paths.eval, rows)

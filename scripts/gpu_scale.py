@@ -31,7 +31,19 @@ def run(cmd: list[str], timeout: int = 240) -> dict:
 
 def accelerate_1gpu(out: Path) -> dict:
     cfg = str(ROOT / "configs/accelerate/1gpu.yaml")
-    res = run([*LAUNCH, cfg, "-m", "ebpo_bench", "run", "scripts/gpu_smoke_spec.yaml", "--quiet", "--results", str(out / "acc1")])
+    res = run(
+        [
+            *LAUNCH,
+            cfg,
+            "-m",
+            "ebpo_bench",
+            "run",
+            "scripts/gpu_smoke_spec.yaml",
+            "--quiet",
+            "--results",
+            str(out / "acc1"),
+        ]
+    )
     m = out / "acc1/gpu_smoke/ebpo/seed1/metrics.jsonl"
     res["steps"] = len(m.read_text().splitlines()) if m.exists() else 0
     return res
@@ -39,17 +51,32 @@ def accelerate_1gpu(out: Path) -> dict:
 
 def fsdp_kill_resume(out: Path) -> dict:
     cfg = str(ROOT / "configs/accelerate/8gpu_fsdp.yaml")
-    cmd = [*LAUNCH, cfg, "--num_processes", "1", "-m", "ebpo_bench", "run", "scripts/gpu_fsdp_spec.yaml",
-           "--quiet", "--results", str(out / "fsdp")]
+    cmd = [
+        *LAUNCH,
+        cfg,
+        "--num_processes",
+        "1",
+        "-m",
+        "ebpo_bench",
+        "run",
+        "scripts/gpu_fsdp_spec.yaml",
+        "--quiet",
+        "--results",
+        str(out / "fsdp"),
+    ]
     run_dir = out / "fsdp/gpu_fsdp/ebpo/seed1"
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     deadline, killed_at = time.time() + 240, None
     while time.time() < deadline and proc.poll() is None:
         m = run_dir / "metrics.jsonl"
         if m.exists() and len(m.read_text().splitlines()) >= 35:
             killed_at = len(m.read_text().splitlines())
             os.killpg(proc.pid, signal.SIGKILL)
-            subprocess.run(["pkill", "-9", "-f", "gpu_fsdp_spec.yaml"])  # torchrun workers sit in their own sessions
+            subprocess.run(
+                ["pkill", "-9", "-f", "gpu_fsdp_spec.yaml"]
+            )  # torchrun workers sit in their own sessions
             break
         time.sleep(0.1)
     first_out = proc.communicate()[0][-1500:]
@@ -57,7 +84,11 @@ def fsdp_kill_resume(out: Path) -> dict:
     res["resume"] = run(cmd, timeout=300)
     res["resumed"] = "resuming from step" in res["resume"]["tail"]
     res["fsdp_active"] = "FSDP over" in res["resume"]["tail"]
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()] if (run_dir / "metrics.jsonl").exists() else []
+    rows = (
+        [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        if (run_dir / "metrics.jsonl").exists()
+        else []
+    )
     res["steps_in_log"] = [r["step"] for r in rows] == list(range(120))
     rec = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     res["status"], res["eval"] = rec.get("status"), rec.get("eval")
@@ -71,8 +102,26 @@ def fsdp_kill_resume(out: Path) -> dict:
 
 
 def bench_without_trl(out: Path) -> dict:
-    res = run([sys.executable, "-m", "ebpo_bench", "bench", "specs/quickstart.yaml", "--steps", "10", "--warmup", "3",
-               "--only", "ours,floor,estimators", "--out", str(out / "bench"), "--name", "quickstart-gpu"], timeout=300)
+    res = run(
+        [
+            sys.executable,
+            "-m",
+            "ebpo_bench",
+            "bench",
+            "specs/quickstart.yaml",
+            "--steps",
+            "10",
+            "--warmup",
+            "3",
+            "--only",
+            "ours,floor,estimators",
+            "--out",
+            str(out / "bench"),
+            "--name",
+            "quickstart-gpu",
+        ],
+        timeout=300,
+    )
     j = out / "bench/quickstart-gpu.json"
     if j.exists():
         res["summary"] = json.loads(j.read_text())["summary"]
@@ -83,7 +132,11 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("EBPO_BENCH_CACHE", str(out / "cache"))
     res = {}
-    for name, fn in (("accelerate_1gpu", accelerate_1gpu), ("fsdp_kill_resume", fsdp_kill_resume), ("bench", bench_without_trl)):
+    for name, fn in (
+        ("accelerate_1gpu", accelerate_1gpu),
+        ("fsdp_kill_resume", fsdp_kill_resume),
+        ("bench", bench_without_trl),
+    ):
         t0 = time.time()
         try:
             res[name] = fn(out)

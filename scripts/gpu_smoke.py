@@ -22,10 +22,12 @@ sys.path.insert(0, str(ROOT))
 
 from ebpo_bench import losses, tinymodel  # noqa: E402
 from ebpo_bench.rollout import SamplingParams, make_backend  # noqa: E402
-from ebpo_bench.trainer import sequence_logprobs  # noqa: E402
+from ebpo_bench.train.trainer import sequence_logprobs  # noqa: E402
 
-SIZES = {"tiny": dict(layers=2, hidden=128, heads=4, intermediate=512),
-         "small": dict(layers=12, hidden=768, heads=12, intermediate=3072)}
+SIZES = {
+    "tiny": dict(layers=2, hidden=128, heads=4, intermediate=512),
+    "small": dict(layers=12, hidden=768, heads=12, intermediate=3072),
+}
 
 
 def throughput(name: str, dtype: torch.dtype, P: int = 64, G: int = 8, T: int = 64) -> dict:
@@ -61,14 +63,23 @@ def throughput(name: str, dtype: torch.dtype, P: int = 64, G: int = 8, T: int = 
     torch.cuda.synchronize()
     t_upd = time.perf_counter() - t0
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
-    return {"model": name, "params_M": round(params_m, 1), "dtype": str(dtype), "rows": P * G, "tokens": ntok,
-            "rollout_s": round(t_roll, 3), "rollout_tok_s": round(ntok / t_roll), "update_s": round(t_upd, 3),
-            "update_tok_s": round(ntok / t_upd), "logprob_max_abs_diff": diff}
+    return {
+        "model": name,
+        "params_M": round(params_m, 1),
+        "dtype": str(dtype),
+        "rows": P * G,
+        "tokens": ntok,
+        "rollout_s": round(t_roll, 3),
+        "rollout_tok_s": round(ntok / t_roll),
+        "update_s": round(t_upd, 3),
+        "update_tok_s": round(ntok / t_upd),
+        "logprob_max_abs_diff": diff,
+    }
 
 
 def estimator_parity() -> dict:
     """Every registered estimator gives the same advantages on CUDA as on CPU."""
-    from ebpo_bench import advantages
+    from ebpo_bench import estimators as advantages
 
     g = torch.Generator().manual_seed(0)
     r = (torch.rand(64, 8, generator=g) < 0.4).float()
@@ -109,9 +120,18 @@ def vllm_rollouts(name: str = "small", P: int = 64, G: int = 8, T: int = 64) -> 
 
     release_engine()  # the CLI run below starts its own engine in another process
     ntok = int(batch.lengths.sum())
-    return {"model": name, "dtype": "bf16", "init_s": round(t_init, 1), "rows": P * G, "tokens": ntok,
-            "rollout_s": round(t_roll, 3), "rollout_tok_s": round(ntok / t_roll), "sync_s": round(t_sync, 3),
-            "logprob_max_abs_diff": diff, "logprob_max_abs_diff_after_sync": logprob_diff(model, after)}
+    return {
+        "model": name,
+        "dtype": "bf16",
+        "init_s": round(t_init, 1),
+        "rows": P * G,
+        "tokens": ntok,
+        "rollout_s": round(t_roll, 3),
+        "rollout_tok_s": round(ntok / t_roll),
+        "sync_s": round(t_sync, 3),
+        "logprob_max_abs_diff": diff,
+        "logprob_max_abs_diff_after_sync": logprob_diff(model, after),
+    }
 
 
 def logprob_diff(model, batch) -> float:
@@ -140,24 +160,40 @@ def vllm_spec(out: Path) -> Path:
 def cli_run(out: Path, spec: Path = ROOT / "scripts" / "gpu_smoke_spec.yaml") -> dict:
     env = dict(os.environ, EBPO_BENCH_CACHE=str(out / "cache"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "ebpo_bench", "run", str(spec), "--quiet", "--results", str(out / "results")],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    p = subprocess.run(
+        [sys.executable, "-m", "ebpo_bench", "run", str(spec), "--quiet", "--results", str(out / "results")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     rows = []
     name = "gpu_smoke_vllm" if spec.stem == "gpu_smoke_vllm" else "gpu_smoke"
     mfile = out / f"results/{name}/ebpo/seed1/metrics.jsonl"
     if mfile.exists():
         rows = [json.loads(x) for x in mfile.read_text().splitlines() if x.strip()]
-    return {"rc": p.returncode, "seconds": round(time.perf_counter() - t0, 1), "steps": len(rows),
-            "step_s_median": sorted(r["time/step"] for r in rows)[len(rows) // 2] if rows else None,
-            "reward_first5": sum(r["train/reward_mean"] for r in rows[:5]) / 5 if len(rows) >= 5 else None,
-            "reward_last5": sum(r["train/reward_mean"] for r in rows[-5:]) / 5 if len(rows) >= 5 else None,
-            "stdout_tail": p.stdout[-1500:], "stderr_tail": p.stderr[-1500:] if p.returncode else ""}
+    return {
+        "rc": p.returncode,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "steps": len(rows),
+        "step_s_median": sorted(r["time/step"] for r in rows)[len(rows) // 2] if rows else None,
+        "reward_first5": sum(r["train/reward_mean"] for r in rows[:5]) / 5 if len(rows) >= 5 else None,
+        "reward_last5": sum(r["train/reward_mean"] for r in rows[-5:]) / 5 if len(rows) >= 5 else None,
+        "stdout_tail": p.stdout[-1500:],
+        "stderr_tail": p.stderr[-1500:] if p.returncode else "",
+    }
 
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    res = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "vllm": None, "throughput": []}
+    res = {
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "vllm": None,
+        "throughput": [],
+    }
     for name in SIZES:
         for dtype in (torch.float32, torch.bfloat16):
             res["throughput"].append(throughput(name, dtype))

@@ -20,14 +20,14 @@ pool of H(pi_q) in nats (its maximum is log K).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .simulate import Skipped, batch_indices
+from ebpo_bench.lab.simulate import Skipped, batch_indices
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 
@@ -73,12 +73,19 @@ class _Ascent:
         (b1, b2) = ADAM_BETAS
         self.m.mul_(b1).add_((1 - b1) * grad)
         self.v.mul_(b2).add_((1 - b2) * grad * grad)
-        mhat, vhat = self.m / (1 - b1 ** self.t), self.v / (1 - b2 ** self.t)
+        mhat, vhat = self.m / (1 - b1**self.t), self.v / (1 - b2**self.t)
         self.param += self.lr * mhat / (vhat.sqrt() + ADAM_EPS)
 
 
-def train_policy(make_one: Callable[[], object], cfg, p0: np.ndarray, topic: np.ndarray, G: int, scale: str,
-                 rng: np.random.Generator) -> Curves:
+def train_policy(
+    make_one: Callable[[], object],
+    cfg,
+    p0: np.ndarray,
+    topic: np.ndarray,
+    G: int,
+    scale: str,
+    rng: np.random.Generator,
+) -> Curves:
     """Train S independent bandit policies with one estimator.
 
     Args:

@@ -30,30 +30,42 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..advantages import ZERO_ADV_TOL
+from ebpo_bench.estimators import ZERO_ADV_TOL
 
 #: the two method notes every report prints (written into lab.json by ``run_lab``)
-IMPLIED_NOTE = ("The implied baseline of an estimator is read back from its output: within each group the rewards "
-                "are regressed on the advantages, r = b + s A, and b (the reward the estimator treats as expected) is "
-                "compared with the prompt's true expected reward. For all-equal groups a zero advantage gives b = r; "
-                "otherwise the batch's median scale s is used (exact for batch-level normalisation, approximate for "
-                "JSPO). Batch-normalised EBPO's b includes the batch centring shift, which the gradient subtracts too. "
-                "At G = 1 one sample cannot separate b from s: the MSE is reported only where A = 0 (b = r).")
+IMPLIED_NOTE = (
+    "The implied baseline of an estimator is read back from its output: within each group the rewards "
+    "are regressed on the advantages, r = b + s A, and b (the reward the estimator treats as expected) is "
+    "compared with the prompt's true expected reward. For all-equal groups a zero advantage gives b = r; "
+    "otherwise the batch's median scale s is used (exact for batch-level normalisation, approximate for "
+    "JSPO). Batch-normalised EBPO's b includes the batch centring shift, which the gradient subtracts too. "
+    "At G = 1 one sample cannot separate b from s: the MSE is reported only where A = 0 (b = r)."
+)
 CLOSED_FORM_NOTE = (
     "Closed forms use the pool's second moments (sigma_w^2: mean within-prompt reward variance, tau^2: variance of "
     "the true values), valid for Bernoulli and Gaussian rewards alike: group mean sigma_w^2/G; the oracle shrinkage "
     "S* = (sigma_w^2/G)/(sigma_w^2/G + tau^2) gives Thm 3.3's (1 - S*) sigma_w^2/G; EBPO's default plug-in S (pooled "
     "total variance, tau^2 from the group means) has the large-P limit (1 - S)^2 sigma_w^2/G + S^2 tau^2. No response "
     "lengths are simulated, so length-aware estimators run unweighted (reinforce_pp_baseline then equals grpo_bn). "
-    "The penalty sweep uses fresh prompts only, so a per-prompt tracker (spo) falls back to the group mean there.")
+    "The penalty sweep uses fresh prompts only, so a per-prompt tracker (spo) falls back to the group mean there."
+)
 #: metrics averaged over batches (the rest are pooled sums / counts, see ``aggregate``)
-MEAN_METRICS = ("mse", "bias", "adv_var", "zero_frac", "corr_label", "corr_true_adv", "prior_mse", "shrinkage")
+MEAN_METRICS = (
+    "mse",
+    "bias",
+    "adv_var",
+    "zero_frac",
+    "corr_label",
+    "corr_true_adv",
+    "prior_mse",
+    "shrinkage",
+)
 
 
 class Skipped(Exception):
@@ -97,7 +109,7 @@ def draw_pool(dist, n_seeds: int, size: int, rng: np.random.Generator) -> tuple[
         mean = np.array([t.mean for t in dist.topics])[topic]
         conc = np.array([t.concentration for t in dist.topics])[topic]
         return rng.beta(mean * conc, (1 - mean) * conc), topic
-    from .spec import read_pass_rates
+    from ebpo_bench.lab.spec import read_pass_rates
 
     rate, n, names = read_pass_rates(dist.path, dist.step)
     if dist.fit == "beta":
@@ -121,11 +133,12 @@ def batch_indices(topic: np.ndarray, P: int, B: int, order: str, rng: np.random.
         rank = np.argsort(rng.random((S, epochs, K)), axis=-1).argsort(axis=-1)
         key = key + np.take_along_axis(rank, np.broadcast_to(topic[:, None, :], key.shape), axis=-1)
     perm = np.argsort(key, axis=-1).reshape(S, epochs * N)
-    return perm[:, :B * P].reshape(S, B, P)
+    return perm[:, : B * P].reshape(S, B, P)
 
 
-def sample_rewards(values: np.ndarray, idx: np.ndarray, G: int, scale: str, sigma: float | None,
-                   rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+def sample_rewards(
+    values: np.ndarray, idx: np.ndarray, G: int, scale: str, sigma: float | None, rng: np.random.Generator
+) -> tuple[Tensor, Tensor]:
     """Rewards (S, B, P, G) float64 and the true expected reward of each prompt (S, B, P).
 
     Bernoulli(p) on the reward scale (1/0 or +1/-1); with ``sigma`` set, Gaussian N(theta, sigma^2).
@@ -141,7 +154,9 @@ def sample_rewards(values: np.ndarray, idx: np.ndarray, G: int, scale: str, sigm
 
 
 # ---------------------------------------------------------------- estimators and measurements
-def run_estimator(make_one: Callable[[], object], r: Tensor, idx: np.ndarray) -> tuple[Tensor, dict[str, Tensor]]:
+def run_estimator(
+    make_one: Callable[[], object], r: Tensor, idx: np.ndarray
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Call a fresh estimator per seed on its batches in order.
 
     Args:
@@ -190,8 +205,15 @@ def _corr(x: Tensor, y: Tensor) -> Tensor:
     return torch.where(den > 1e-12, (xc * yc).sum(-1) / den.clamp_min(1e-300), torch.full_like(den, math.nan))
 
 
-def batch_metrics(r: Tensor, adv: Tensor, value: Tensor, low: float, high: float, est_metrics: dict[str, Tensor],
-                  prefix: str) -> dict[str, Tensor]:
+def batch_metrics(
+    r: Tensor,
+    adv: Tensor,
+    value: Tensor,
+    low: float,
+    high: float,
+    est_metrics: dict[str, Tensor],
+    prefix: str,
+) -> dict[str, Tensor]:
     """Per-batch measurements (each (S, B)); sums/counts for group-regime advantages.
 
     Args:
@@ -206,11 +228,18 @@ def batch_metrics(r: Tensor, adv: Tensor, value: Tensor, low: float, high: float
     err = implied_baseline(r, adv) - value
     flat_a, flat_r = adv.flatten(-2), r.flatten(-2)
     fail, succ = (r == low).all(-1), (r == high).all(-1)
-    out = {"mse": err.pow(2).nanmean(-1), "bias": err.nanmean(-1), "adv_var": flat_a.var(-1),
-           "zero_frac": (flat_a.abs() < ZERO_ADV_TOL).double().mean(-1), "corr_label": _corr(flat_a, flat_r),
-           "corr_true_adv": _corr(flat_a, (r - value.unsqueeze(-1)).flatten(-2)),
-           "fail_sum": (adv * fail.unsqueeze(-1)).sum((-1, -2)), "fail_n": fail.sum(-1).double() * G,
-           "success_sum": (adv * succ.unsqueeze(-1)).sum((-1, -2)), "success_n": succ.sum(-1).double() * G}
+    out = {
+        "mse": err.pow(2).nanmean(-1),
+        "bias": err.nanmean(-1),
+        "adv_var": flat_a.var(-1),
+        "zero_frac": (flat_a.abs() < ZERO_ADV_TOL).double().mean(-1),
+        "corr_label": _corr(flat_a, flat_r),
+        "corr_true_adv": _corr(flat_a, (r - value.unsqueeze(-1)).flatten(-2)),
+        "fail_sum": (adv * fail.unsqueeze(-1)).sum((-1, -2)),
+        "fail_n": fail.sum(-1).double() * G,
+        "success_sum": (adv * succ.unsqueeze(-1)).sum((-1, -2)),
+        "success_n": succ.sum(-1).double() * G,
+    }
     mu, shrink = est_metrics.get(f"{prefix}/mu_glob"), est_metrics.get(f"{prefix}/shrinkage")
     if mu is not None:
         out["prior_mse"] = (mu.unsqueeze(-1) - value).pow(2).mean(-1)
@@ -226,15 +255,26 @@ def aggregate(per_batch: dict[str, Tensor]) -> dict[str, np.ndarray]:
     out = {k: v.nanmean(-1).numpy() for k, v in per_batch.items() if k in MEAN_METRICS}
     for kind in ("fail", "success"):
         n = per_batch[f"{kind}_n"].sum(-1)
-        out[f"{kind}_adv"] = torch.where(n > 0, per_batch[f"{kind}_sum"].sum(-1) / n.clamp_min(1), math.nan).numpy()
+        out[f"{kind}_adv"] = torch.where(
+            n > 0, per_batch[f"{kind}_sum"].sum(-1) / n.clamp_min(1), math.nan
+        ).numpy()
     if "fail_pred_sum" in per_batch:
         n = per_batch["fail_n"].sum(-1)
-        out["fail_adv_pred"] = torch.where(n > 0, per_batch["fail_pred_sum"].sum(-1) / n.clamp_min(1), math.nan).numpy()
+        out["fail_adv_pred"] = torch.where(
+            n > 0, per_batch["fail_pred_sum"].sum(-1) / n.clamp_min(1), math.nan
+        ).numpy()
     return out
 
 
-def reference_metrics(r: Tensor, value: Tensor, values: np.ndarray, topic: np.ndarray, within: np.ndarray,
-                      low: float, high: float) -> dict[str, np.ndarray]:
+def reference_metrics(
+    r: Tensor,
+    value: Tensor,
+    values: np.ndarray,
+    topic: np.ndarray,
+    within: np.ndarray,
+    low: float,
+    high: float,
+) -> dict[str, np.ndarray]:
     """Estimator-free references per seed (S,): the simulated group mean and the closed forms.
 
     Args:
@@ -247,17 +287,23 @@ def reference_metrics(r: Tensor, value: Tensor, values: np.ndarray, topic: np.nd
     s_star = _share(sw / G, tau2)
     s_plug = _share((sw + tau2) / G, tau2 + sw / G)  # EBPO's pooled total sigma^2 and tau^2 proxy, large P
     # Prop 3.8's idealised clustered prior error: E_k Var(theta | k), topic shares as weights
-    j_coherent = np.array([sum((t == k).mean() * v[t == k].var() for k in np.unique(t)) for v, t in zip(values, topic)])
+    j_coherent = np.array(
+        [sum((t == k).mean() * v[t == k].var() for k in np.unique(t)) for v, t in zip(values, topic)]
+    )
     groups = r.mean(-1)
-    return {"group_mean_mse": (groups - value).pow(2).mean((-1, -2)).numpy(),
-            "group_mean_mse_closed": sw / G, "oracle_eb_mse_closed": (1 - s_star) * sw / G,
-            "ebpo_plugin_mse_closed": (1 - s_plug) ** 2 * sw / G + s_plug ** 2 * tau2,
-            "oracle_shrinkage": s_star, "ebpo_plugin_shrinkage": s_plug,
-            "batch_mean_reward": groups.mean((-1, -2)).numpy(),
-            "all_fail_frac": (r == low).all(-1).double().mean((-1, -2)).numpy(),
-            "all_success_frac": (r == high).all(-1).double().mean((-1, -2)).numpy(),
-            "prior_mse_shuffled_closed": tau2, "prior_mse_clustered_closed": j_coherent}
-
+    return {
+        "group_mean_mse": (groups - value).pow(2).mean((-1, -2)).numpy(),
+        "group_mean_mse_closed": sw / G,
+        "oracle_eb_mse_closed": (1 - s_star) * sw / G,
+        "ebpo_plugin_mse_closed": (1 - s_plug) ** 2 * sw / G + s_plug**2 * tau2,
+        "oracle_shrinkage": s_star,
+        "ebpo_plugin_shrinkage": s_plug,
+        "batch_mean_reward": groups.mean((-1, -2)).numpy(),
+        "all_fail_frac": (r == low).all(-1).double().mean((-1, -2)).numpy(),
+        "all_success_frac": (r == high).all(-1).double().mean((-1, -2)).numpy(),
+        "prior_mse_shuffled_closed": tau2,
+        "prior_mse_clustered_closed": j_coherent,
+    }
 
 
 def _share(noise: np.ndarray, signal: np.ndarray) -> np.ndarray:

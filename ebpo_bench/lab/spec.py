@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from ..estimator_configs import ESTIMATOR_CONFIGS, AdvantageConfig
-from ..registry import suggest
-from ..spec import OutputConfig
-from ..specload import SpecError, format_validation_error, read_yaml
+from ebpo_bench.config.estimators import ESTIMATOR_CONFIGS, AdvantageConfig
+from ebpo_bench.config.load import SpecError, format_validation_error, read_yaml
+from ebpo_bench.config.spec import OutputConfig
+from ebpo_bench.registry import suggest
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Order = Literal["shuffled", "clustered"]
@@ -78,43 +78,55 @@ class FittedDistribution(_Cfg):
     type: Literal["fitted"] = "fitted"
     path: str = Field(description="File with per-prompt results (relative to the working directory).")
     fit: Literal["beta", "empirical"] = Field(
-        "beta", description="'beta': method-of-moments Beta, binomial noise removed; 'empirical': resample rates."
+        "beta",
+        description="'beta': method-of-moments Beta, binomial noise removed; 'empirical': resample rates.",
     )
-    step: Optional[int] = Field(None, description="eval.jsonl step to read (None = the last one).")
+    step: int | None = Field(None, description="eval.jsonl step to read (None = the last one).")
 
     @model_validator(mode="after")
-    def _readable(self) -> "FittedDistribution":
+    def _readable(self) -> FittedDistribution:
         read_pass_rates(self.path, self.step)  # raises ValueError with the reason
         return self
 
 
-DISTRIBUTIONS: dict[str, type[_Cfg]] = {c.model_fields["type"].default: c for c in (
-    BetaDistribution, TopicMixtureDistribution, GaussianDistribution, FittedDistribution)}
-Distribution = Annotated[Union[BetaDistribution, TopicMixtureDistribution, GaussianDistribution, FittedDistribution],
-                         Field(discriminator="type")]
+DISTRIBUTIONS: dict[str, type[_Cfg]] = {
+    c.model_fields["type"].default: c
+    for c in (BetaDistribution, TopicMixtureDistribution, GaussianDistribution, FittedDistribution)
+}
+Distribution = Annotated[
+    BetaDistribution | TopicMixtureDistribution | GaussianDistribution | FittedDistribution,
+    Field(discriminator="type"),
+]
 
 
 # ---------------------------------------------------------------- what to run
 def _pool_fits(cfg):
     """Batches are slices of permutations of the pool, so a batch cannot hold more prompts than the pool."""
     if cfg.pool_size < cfg.prompts_per_batch:
-        raise ValueError(f"pool_size={cfg.pool_size} < prompts_per_batch={cfg.prompts_per_batch}; raise pool_size")
+        raise ValueError(
+            f"pool_size={cfg.pool_size} < prompts_per_batch={cfg.prompts_per_batch}; raise pool_size"
+        )
     return cfg
 
 
 class EstimatorsConfig(_Cfg):
     """Which estimators the lab compares."""
 
-    registered: bool = Field(True, description="Every estimator in the registry, default options (new ones included).")
+    registered: bool = Field(
+        True, description="Every estimator in the registry, default options (new ones included)."
+    )
     variants: dict[Name, AdvantageConfig] = Field(
-        default_factory=dict, description="Extra named configurations, e.g. ebpo_cumulative: {type: ebpo, ...}."
+        default_factory=dict,
+        description="Extra named configurations, e.g. ebpo_cumulative: {type: ebpo, ...}.",
     )
 
     @model_validator(mode="after")
-    def _names(self) -> "EstimatorsConfig":
+    def _names(self) -> EstimatorsConfig:
         clash = sorted(set(self.variants) & set(ESTIMATOR_CONFIGS))
         if clash:
-            raise ValueError(f"variant name(s) {clash} shadow registered estimators; rename, e.g. '{clash[0]}_v2'")
+            raise ValueError(
+                f"variant name(s) {clash} shadow registered estimators; rename, e.g. '{clash[0]}_v2'"
+            )
         if not self.registered and not self.variants:
             raise ValueError("no estimators: set registered: true or declare variants")
         return self
@@ -124,15 +136,21 @@ class StatsConfig(_Cfg):
     """Estimator statistics over G, distribution and batch order (a fresh estimator per seed)."""
 
     enabled: bool = True
-    group_sizes: list[Annotated[int, Field(ge=1)]] = Field([2, 4, 8, 16, 32], min_length=1, description="G values.")
+    group_sizes: list[Annotated[int, Field(ge=1)]] = Field(
+        [2, 4, 8, 16, 32], min_length=1, description="G values."
+    )
     prompts_per_batch: int = Field(64, ge=1, description="P: prompts per batch.")
-    pool_size: int = Field(256, ge=1, description="Distinct prompts per seed; batches cycle through them in epochs.")
+    pool_size: int = Field(
+        256, ge=1, description="Distinct prompts per seed; batches cycle through them in epochs."
+    )
     batches: int = Field(20, ge=1, description="Batches per seed (stateful priors evolve over them).")
     seeds: int = Field(10, ge=1, description="Independent replicates (pool, order and rewards).")
-    orders: list[Order] = Field(["shuffled", "clustered"], min_length=1, description="Batch orders to compare.")
+    orders: list[Order] = Field(
+        ["shuffled", "clustered"], min_length=1, description="Batch orders to compare."
+    )
 
     @model_validator(mode="after")
-    def _pool(self) -> "StatsConfig":
+    def _pool(self) -> StatsConfig:
         return _pool_fits(self)
 
 
@@ -141,7 +159,10 @@ class PenaltyConfig(_Cfg):
 
     enabled: bool = True
     means: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
-        [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], min_length=2, description="Mean success rates m swept.")
+        [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        min_length=2,
+        description="Mean success rates m swept.",
+    )
     concentration: float = Field(4.0, gt=0, description="c = a + b of each Beta.")
     group_size: int = Field(8, ge=1, description="G of the sweep.")
     prompts_per_batch: int = Field(64, ge=1, description="P.")
@@ -153,24 +174,33 @@ class PolicyConfig(_Cfg):
     """Softmax bandit per prompt (outcome 0 correct, the rest wrong) trained by the policy gradient."""
 
     enabled: bool = True
-    distribution: Optional[str] = Field(None, description="Initial success rates (None = first non-Gaussian one).")
+    distribution: str | None = Field(
+        None, description="Initial success rates (None = first non-Gaussian one)."
+    )
     order: Order = Field("shuffled", description="Batch order through the prompt pool.")
     parameterisation: Literal["per_prompt", "skill"] = Field(
-        "per_prompt", description="All K logits per prompt learned, or one shared skill added to the correct logit."
+        "per_prompt",
+        description="All K logits per prompt learned, or one shared skill added to the correct logit.",
     )
     outcomes: int = Field(4, ge=2, description="K answers per prompt, one correct.")
     wrong_spread: float = Field(1.0, ge=0, description="Std of the initial wrong-answer logits.")
-    group_sizes: list[Annotated[int, Field(ge=1)]] = Field([2, 4, 8, 16, 32], min_length=1, description="G values.")
+    group_sizes: list[Annotated[int, Field(ge=1)]] = Field(
+        [2, 4, 8, 16, 32], min_length=1, description="G values."
+    )
     prompts_per_batch: int = Field(32, ge=1, description="P.")
     pool_size: int = Field(128, ge=1, description="Prompts in the pool.")
     steps: int = Field(100, ge=1, description="Policy-gradient steps.")
-    lr: float = Field(10.0, gt=0, description="SGD step on the logits; with adam, Adam's step (about 0.05 fits).")
-    optimizer: Literal["sgd", "adam"] = Field("sgd", description="SGD keeps each estimator's advantage scale.")
+    lr: float = Field(
+        10.0, gt=0, description="SGD step on the logits; with adam, Adam's step (about 0.05 fits)."
+    )
+    optimizer: Literal["sgd", "adam"] = Field(
+        "sgd", description="SGD keeps each estimator's advantage scale."
+    )
     seeds: int = Field(20, ge=1, description="Replicates (trained side by side, one estimator object each).")
     log_every: int = Field(5, ge=1, description="Steps between rows of learning.csv.")
 
     @model_validator(mode="after")
-    def _pool(self) -> "PolicyConfig":
+    def _pool(self) -> PolicyConfig:
         return _pool_fits(self)
 
 
@@ -183,32 +213,43 @@ class LabSpec(_Cfg):
     kind: Literal["simulation"] = "simulation"
     seed: int = Field(0, description="Base seed of every random stream.")
     reward_scale: Literal["zero_one", "plus_minus_one"] = Field(
-        "zero_one", description="Bernoulli rewards 1/0 or +1/-1.")
+        "zero_one", description="Bernoulli rewards 1/0 or +1/-1."
+    )
     estimators: EstimatorsConfig = Field(default_factory=EstimatorsConfig)
     distributions: dict[Name, Distribution] = Field(
-        default_factory=lambda: {"uniform": BetaDistribution()}, min_length=1, description="Named difficulty laws.")
+        default_factory=lambda: {"uniform": BetaDistribution()},
+        min_length=1,
+        description="Named difficulty laws.",
+    )
     stats: StatsConfig = Field(default_factory=StatsConfig)
     penalty: PenaltyConfig = Field(default_factory=PenaltyConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
-    def _policy_distribution(self) -> "LabSpec":
+    def _policy_distribution(self) -> LabSpec:
         bern = [k for k, d in self.distributions.items() if d.type != "gaussian"]
         name = self.policy.distribution
         if self.policy.enabled and name is None and not bern:
-            raise ValueError("policy needs a Bernoulli distribution (not gaussian); add one or set "
-                             "policy.enabled: false")
+            raise ValueError(
+                "policy needs a Bernoulli distribution (not gaussian); add one or set policy.enabled: false"
+            )
         if name is not None and name not in self.distributions:
-            raise ValueError(f"policy.distribution '{name}' is not a distribution.{suggest(name, self.distributions)} "
-                             f"Defined: {', '.join(self.distributions)}")
+            raise ValueError(
+                f"policy.distribution '{name}' is not a distribution.{suggest(name, self.distributions)} "
+                f"Defined: {', '.join(self.distributions)}"
+            )
         if name is not None and name not in bern:
-            raise ValueError(f"policy.distribution '{name}' is gaussian; the policy needs correct/incorrect outcomes")
+            raise ValueError(
+                f"policy.distribution '{name}' is gaussian; the policy needs correct/incorrect outcomes"
+            )
         return self
 
     def policy_distribution(self) -> str:
         """Name of the distribution the policy sweep starts from."""
-        return self.policy.distribution or next(k for k, d in self.distributions.items() if d.type != "gaussian")
+        return self.policy.distribution or next(
+            k for k, d in self.distributions.items() if d.type != "gaussian"
+        )
 
 
 # ---------------------------------------------------------------- loading
@@ -231,11 +272,17 @@ def load_lab_spec(path_or_dict: str | Path | dict, source: str = "<spec>") -> La
     elif isinstance(path_or_dict, dict):
         raw = path_or_dict
     else:
-        raise SpecError(f"{source}: a lab spec must be a mapping or a YAML path, got {type(path_or_dict).__name__}")
+        raise SpecError(
+            f"{source}: a lab spec must be a mapping or a YAML path, got {type(path_or_dict).__name__}"
+        )
     est = raw.get("estimators")
     _check_named(raw.get("distributions"), DISTRIBUTIONS, "distributions", source)
-    _check_named(est.get("variants") if isinstance(est, dict) else None, ESTIMATOR_CONFIGS, "estimators.variants",
-                 source)
+    _check_named(
+        est.get("variants") if isinstance(est, dict) else None,
+        ESTIMATOR_CONFIGS,
+        "estimators.variants",
+        source,
+    )
     try:
         return LabSpec.model_validate(raw)
     except ValidationError as e:
@@ -249,10 +296,16 @@ def _check_named(entries: Any, classes: dict[str, type[BaseModel]], where: str, 
     for key, entry in entries.items():
         path = f"{where}.{key}"
         if not isinstance(entry, dict):
-            raise SpecError(f"{source}: {path}: expected a mapping with a 'type' (one of {', '.join(classes)})")
+            raise SpecError(
+                f"{source}: {path}: expected a mapping with a 'type' (one of {', '.join(classes)})"
+            )
         kind = entry.get("type")
         if kind not in classes:
-            what = "'type' is missing" if kind is None else f"unknown type '{kind}'.{suggest(str(kind), classes)}"
+            what = (
+                "'type' is missing"
+                if kind is None
+                else f"unknown type '{kind}'.{suggest(str(kind), classes)}"
+            )
             raise SpecError(f"{source}: {path}.type: {what} Available: {', '.join(classes)}")
         try:
             classes[kind].model_validate(entry)
@@ -288,14 +341,20 @@ def read_pass_rates(path: str | Path, step: int | None = None) -> tuple[np.ndarr
         raise ValueError(f"{p}: eval rows need problem_id and score_correct")
     if "step" in df:
         df = df[df["step"] == (df["step"].max() if step is None else step)]
-    df = df.assign(benchmark=df["benchmark"].astype(str) if "benchmark" in df else "all",
-                   score=df["score_correct"].astype(float))
+    df = df.assign(
+        benchmark=df["benchmark"].astype(str) if "benchmark" in df else "all",
+        score=df["score_correct"].astype(float),
+    )
     g = df.groupby(["benchmark", "problem_id"])["score"]
     stats = pd.DataFrame({"rate": g.mean(), "n": g.size()}).reset_index()
-    return _finish(p, stats["rate"].to_numpy(float), stats["n"].to_numpy(float), stats["benchmark"].to_numpy())
+    return _finish(
+        p, stats["rate"].to_numpy(float), stats["n"].to_numpy(float), stats["benchmark"].to_numpy()
+    )
 
 
-def _finish(p: Path, rate: np.ndarray, n: np.ndarray, topic: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _finish(
+    p: Path, rate: np.ndarray, n: np.ndarray, topic: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = np.isfinite(rate) & (n >= 1) & (rate >= 0) & (rate <= 1)
     if not ok.any():
         raise ValueError(f"{p}: no prompt with a pass rate in [0, 1] (for the chosen step)")

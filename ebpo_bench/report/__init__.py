@@ -17,17 +17,25 @@ import shutil
 import sys
 from pathlib import Path
 
-from .load import ExperimentData, find_experiments, load_experiment
-from .tables import Analysis, analyse, load_paper, to_frame, to_latex, to_markdown
+from ebpo_bench.report.load import ExperimentData, find_experiments, load_experiment
+from ebpo_bench.report.tables import Analysis, analyse, load_paper, to_frame, to_latex, to_markdown
 
-__all__ = ["build_reports", "build_experiment_report", "load_experiment", "analyse", "ExperimentData", "Analysis"]
+__all__ = [
+    "build_reports",
+    "build_experiment_report",
+    "load_experiment",
+    "analyse",
+    "ExperimentData",
+    "Analysis",
+]
 
 
-def build_experiment_report(exp_dir: Path, out: Path, *, reference: str = "grpo", latex: bool = False,
-                            paper: dict | None = None) -> tuple[Path, ExperimentData]:
+def build_experiment_report(
+    exp_dir: Path, out: Path, *, reference: str = "grpo", latex: bool = False, paper: dict | None = None
+) -> tuple[Path, ExperimentData]:
     """Build ``out/<experiment>/report.md`` for one experiment folder; return (path, loaded data)."""
-    from .figures import make_figures  # matplotlib only when a report is really built
-    from .markdown import write_report
+    from ebpo_bench.report.figures import make_figures  # matplotlib only when a report is really built
+    from ebpo_bench.report.markdown import write_report
 
     data = load_experiment(exp_dir)
     a = analyse(data, reference=reference, paper=paper)
@@ -53,8 +61,14 @@ def build_experiment_report(exp_dir: Path, out: Path, *, reference: str = "grpo"
     return write_report(data, a, written, figs, out_dir), data
 
 
-def build_reports(results_root: Path, experiment_dir: Path | None = None, out: Path | None = None, *,
-                  reference: str = "grpo", latex: bool = False) -> list[Path]:
+def build_reports(
+    results_root: Path,
+    experiment_dir: Path | None = None,
+    out: Path | None = None,
+    *,
+    reference: str = "grpo",
+    latex: bool = False,
+) -> list[Path]:
     """Build the report of one experiment, or of every experiment under ``results_root`` plus an index.
 
     Args:
@@ -70,7 +84,7 @@ def build_reports(results_root: Path, experiment_dir: Path | None = None, out: P
     Raises:
         FileNotFoundError: ``experiment_dir`` (or ``results_root`` when building all) does not exist.
     """
-    from .markdown import write_index
+    from ebpo_bench.report.markdown import write_index
 
     out = Path(out) if out is not None else Path("reports")
     paper = load_paper()
@@ -92,8 +106,14 @@ def build_reports(results_root: Path, experiment_dir: Path | None = None, out: P
             continue
         paths.append(path)
         runs = data.runs
-        entries.append({"name": data.name, "description": data.spec.get("description", ""), "runs": len(runs),
-                        "in_tables": int(runs["in_tables"].astype(bool).sum()) if len(runs) else 0,
-                        "link": path.relative_to(out).as_posix()})
+        entries.append(
+            {
+                "name": data.name,
+                "description": data.spec.get("description", ""),
+                "runs": len(runs),
+                "in_tables": int(runs["in_tables"].astype(bool).sum()) if len(runs) else 0,
+                "link": path.relative_to(out).as_posix(),
+            }
+        )
     paths.append(write_index(entries, out))
     return paths

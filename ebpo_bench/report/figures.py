@@ -22,12 +22,11 @@ matplotlib.rcParams["svg.hashsalt"] = "ebpo-bench"  # stable element ids: same r
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-from .load import ExperimentData  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from .stats import pass_at_k  # noqa: E402
-from .tables import Analysis, bench_display, norm  # noqa: E402
+from ebpo_bench.report.load import ExperimentData  # noqa: E402
+from ebpo_bench.report.stats import pass_at_k  # noqa: E402
+from ebpo_bench.report.tables import Analysis, bench_display, norm  # noqa: E402
 
 # metric key -> (panel title, y-axis label with unit)
 CURVES = {
@@ -66,8 +65,9 @@ def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
 def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.6, 3.0)) -> tuple[plt.Figure, np.ndarray]:
     nrows = max(1, -(-n // ncols))
     ncols = min(ncols, max(n, 1))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows + 0.6), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows + 0.6), squeeze=False, layout="constrained"
+    )
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     return fig, axes.ravel()
@@ -120,7 +120,9 @@ def final_pass1(a: Analysis, title: str, out: Path) -> list[Path]:
         x = np.arange(len(cols)) + (i - (len(variants) - 1) / 2) * width
         est = [a.cells[v][c] for c in cols]
         mean = np.array([e.mean for e in est])
-        err = np.array([[e.mean - e.lo, e.hi - e.mean] if np.isfinite(e.lo) else [np.nan, np.nan] for e in est]).T
+        err = np.array(
+            [[e.mean - e.lo, e.hi - e.mean] if np.isfinite(e.lo) else [np.nan, np.nan] for e in est]
+        ).T
         n = max((e.n for e in est), default=0)
         ax.errorbar(x, mean, yerr=np.nan_to_num(err), fmt="o", color=col[v], capsize=3, label=f"{v} (n={n})")
     ax.set_xticks(np.arange(len(cols)), [bench_display(c) for c in cols])
@@ -128,7 +130,9 @@ def final_pass1(a: Analysis, title: str, out: Path) -> list[Path]:
     ax.set_xlabel("benchmark")
     ax.set_title(f"{title}: final Pass@1, mean over seeds with 95% bootstrap CI")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, title="arm (seeds)", title_fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(
+        fontsize=8, title="arm (seeds)", title_fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5)
+    )
     fig.tight_layout()
     return _save(fig, out, "final_pass1")
 
@@ -147,14 +151,18 @@ def pass1_vs_group_size(a: Analysis, title: str, out: Path) -> list[Path]:
         g = sub["group_size"].astype(float).to_numpy()
         mean = np.array([e.mean for e in est])
         err = np.array([[e.mean - e.lo, e.hi - e.mean] for e in est]).T
-        ax.errorbar(g, mean, yerr=np.nan_to_num(err), fmt="-o", color=col[arm], capsize=3, label=f"{arm} (reproduced)")
+        ax.errorbar(
+            g, mean, yerr=np.nan_to_num(err), fmt="-o", color=col[arm], capsize=3, label=f"{arm} (reproduced)"
+        )
     for method in dict.fromkeys(r["method"] for r in a.paper if "avg" in r["values"]):
         rows = [r for r in a.paper if r["method"] == method and "avg" in r["values"]]
         pts = sorted((r["G"], r["values"]["avg"]) for r in rows)
         c = next((col[arm] for arm in arms if norm(arm) in map(norm, rows[0].get("aliases", []))), "0.4")
         ax.plot(*zip(*pts), "--s", mfc="none", color=c, lw=1, label=f"{method} (reported, paper)")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted(set(v["group_size"].astype(int))), [str(x) for x in sorted(set(v["group_size"].astype(int)))])
+    ax.set_xticks(
+        sorted(set(v["group_size"].astype(int))), [str(x) for x in sorted(set(v["group_size"].astype(int)))]
+    )
     ax.set_xlabel("group size G (responses per prompt)")
     ax.set_ylabel("Avg Pass@1 (%)")
     ax.set_title(f"{title}: Pass@1 vs group size (95% CI over seeds)")
@@ -169,7 +177,7 @@ def pass_at_k_frame(fs: pd.DataFrame) -> pd.DataFrame:
     if fs.empty:
         return pd.DataFrame(columns=["variant", "benchmark", "k", "pass"])
     n_min = int(fs["n"].min())
-    ks = [2 ** i for i in range(int(np.log2(max(n_min, 1))) + 1)]
+    ks = [2**i for i in range(int(np.log2(max(n_min, 1))) + 1)]
     parts = []
     for k in ks:
         part = fs[["variant", "seed", "benchmark"]].copy()

@@ -21,13 +21,24 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..results import RunPaths, read_jsonl, read_record
-from ..specload import AXIS_ABBREV
+from ebpo_bench.config.load import AXIS_ABBREV
+from ebpo_bench.results import RunPaths, read_jsonl, read_record
 
 MARKERS = ("run.json", "spec.resolved.yaml")
 EVAL_KEYS = ("step", "benchmark", "problem_id", "score_correct")
 PROBLEM_COLS = ["run_id", "variant", "arm", "seed", "step", "benchmark", "problem_id", "n", "correct"]
-METRIC_COLS = ["experiment", "run_id", "arm", "variant", "estimator", "group_size", "seed", "step", "metric", "value"]
+METRIC_COLS = [
+    "experiment",
+    "run_id",
+    "arm",
+    "variant",
+    "estimator",
+    "group_size",
+    "seed",
+    "step",
+    "metric",
+    "value",
+]
 
 
 @dataclass
@@ -74,8 +85,11 @@ def find_experiments(results_root: Path) -> list[Path]:
     """
     if not results_root.is_dir():
         return []
-    return [d for d in sorted(results_root.iterdir())
-            if d.is_dir() and not (d / "lab.json").exists() and find_run_dirs(d)]
+    return [
+        d
+        for d in sorted(results_root.iterdir())
+        if d.is_dir() and not (d / "lab.json").exists() and find_run_dirs(d)
+    ]
 
 
 def axis_short(path: str) -> str:
@@ -108,9 +122,14 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
         for k in i["axes"]:
             axes.setdefault(k, axis_short(k))
     return ExperimentData(
-        name=exp_dir.name, dir=exp_dir, runs=runs,
-        metrics=_concat(metrics, METRIC_COLS), problems=_concat(problems, PROBLEM_COLS),
-        spec=spec, records=records, axes=axes,
+        name=exp_dir.name,
+        dir=exp_dir,
+        runs=runs,
+        metrics=_concat(metrics, METRIC_COLS),
+        problems=_concat(problems, PROBLEM_COLS),
+        spec=spec,
+        records=records,
+        axes=axes,
     )
 
 
@@ -187,7 +206,10 @@ def _identity(run_id: str, spec: dict, rec: dict, flags: list[str]) -> dict:
     task_path = _get(spec, "task.path")
     order = _get(spec, "data.order", "")
     return {
-        "run_id": run_id, "arm": str(arm), "seed": int(seed), "axes": axes,
+        "run_id": run_id,
+        "arm": str(arm),
+        "seed": int(seed),
+        "axes": axes,
         "axes_label": ", ".join(f"{axis_short(k)}={v}" for k, v in axes.items()),
         "variant": variant_label(str(arm), axes),
         "estimator": rec.get("estimator") or _get(spec, "advantage.type", ""),
@@ -236,7 +258,9 @@ def _problem_frame(rows: list[dict], info: dict) -> tuple[pd.DataFrame, int]:
     if "sample" not in df:
         df["sample"] = range(len(df))
     df["step"] = pd.to_numeric(df["step"], errors="coerce")
-    df["score_correct"] = df["score_correct"].map(lambda v: float(v) if isinstance(v, (bool, int, float)) else None)
+    df["score_correct"] = df["score_correct"].map(
+        lambda v: float(v) if isinstance(v, (bool, int, float)) else None
+    )
     valid = df.dropna(subset=list(EVAL_KEYS))
     invalid = len(df) - len(valid)
     valid = valid.assign(benchmark=valid["benchmark"].astype(str), problem_id=valid["problem_id"].astype(str))

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from .load import ExperimentData
-from .stats import LEVEL, N_BOOT, RNG_SEED, Estimate
-from .tables import REPRODUCED, Analysis, Table, bench_display, norm, to_markdown
+from ebpo_bench import __version__
+from ebpo_bench.report.load import ExperimentData
+from ebpo_bench.report.stats import LEVEL, N_BOOT, RNG_SEED, Estimate
+from ebpo_bench.report.tables import REPRODUCED, Analysis, Table, bench_display, norm, to_markdown
 
 ALPHA = 1 - LEVEL
 
@@ -41,7 +41,9 @@ def reading(a: Analysis) -> list[str]:
     for v, ref in a.ref_of.items():
         d, e = a.diffs[v], a.diffs[v]["avg"]
         if not np.isfinite(e.mean):
-            out.append(f"{v} - {ref}: no seeds and problems matched on every averaged benchmark; no Avg comparison.")
+            out.append(
+                f"{v} - {ref}: no seeds and problems matched on every averaged benchmark; no Avg comparison."
+            )
             continue
         seeds = ", ".join(f"{x:+.1f}" for x in e.per_seed)
         text = f"{v} - {ref} on Avg: {_pp(e)}; per-seed differences: {seeds} pp"
@@ -60,8 +62,12 @@ def _claims(a: Analysis) -> list[str]:
     """Whether 'EBPO beats the reference on average' holds, per EBPO arm (at each grid point)."""
     out = []
     v = a.variants.set_index("variant")
-    ebpo = [x for x in a.ref_of if np.isfinite(a.diffs[x]["avg"].mean)
-            and (str(v.loc[x, "estimator"]) == "ebpo" or "ebpo" in norm(v.loc[x, "arm"]))]
+    ebpo = [
+        x
+        for x in a.ref_of
+        if np.isfinite(a.diffs[x]["avg"].mean)
+        and (str(v.loc[x, "estimator"]) == "ebpo" or "ebpo" in norm(v.loc[x, "arm"]))
+    ]
     for arm in dict.fromkeys(v.loc[ebpo, "arm"]):
         names = [x for x in ebpo if v.loc[x, "arm"] == arm]
         ref = a.reference
@@ -72,17 +78,25 @@ def _claims(a: Analysis) -> list[str]:
             groups[key].append(v.loc[x, "axes_label"] or x)
         if len(names) == 1:
             key = next(k for k, g in groups.items() if g)
-            out.append({"holds": f"The claim that {arm} beats {ref} on average holds here at the 5% level.",
-                        "not supported": f"The claim that {arm} beats {ref} is not supported here: the average "
-                                         "difference is not significant at 5%.",
-                        "reversed": f"The claim that {arm} beats {ref} does not hold here: {ref} is significantly "
-                                    "better on average."}[key])
+            out.append(
+                {
+                    "holds": f"The claim that {arm} beats {ref} on average holds here at the 5% level.",
+                    "not supported": f"The claim that {arm} beats {ref} is not supported here: the average "
+                    "difference is not significant at 5%.",
+                    "reversed": f"The claim that {arm} beats {ref} does not hold here: {ref} is significantly "
+                    "better on average.",
+                }[key]
+            )
             continue
-        parts = [f"holds (significant at 5%) at {', '.join(groups['holds'])}" if groups["holds"] else "",
-                 f"is not supported (not significant) at {', '.join(groups['not supported'])}"
-                 if groups["not supported"] else "",
-                 f"does not hold ({ref} significantly better) at {', '.join(groups['reversed'])}"
-                 if groups["reversed"] else ""]
+        parts = [
+            f"holds (significant at 5%) at {', '.join(groups['holds'])}" if groups["holds"] else "",
+            f"is not supported (not significant) at {', '.join(groups['not supported'])}"
+            if groups["not supported"]
+            else "",
+            f"does not hold ({ref} significantly better) at {', '.join(groups['reversed'])}"
+            if groups["reversed"]
+            else "",
+        ]
         out.append(f"The claim that {arm} beats {ref} on average " + "; ".join(p for p in parts if p) + ".")
     return out
 
@@ -92,16 +106,25 @@ def _versus_paper(a: Analysis) -> list[str]:
     by_arm: dict[str, list[str]] = {}
     for t in a.tables:
         for r, nxt in zip(t.rows, t.rows[1:]):
-            if r.source != REPRODUCED or nxt.source == REPRODUCED or "avg" not in r.cells or "avg" not in nxt.cells:
+            if (
+                r.source != REPRODUCED
+                or nxt.source == REPRODUCED
+                or "avg" not in r.cells
+                or "avg" not in nxt.cells
+            ):
                 continue
             e, rep = r.cells["avg"], nxt.cells["avg"].mean
             if not np.isfinite(e.mean):
                 continue
-            where = "no CI (n=1)" if not np.isfinite(e.lo) else (
-                "inside" if e.lo <= rep <= e.hi else "outside") + " the 95% CI"
+            where = (
+                "no CI (n=1)"
+                if not np.isfinite(e.lo)
+                else ("inside" if e.lo <= rep <= e.hi else "outside") + " the 95% CI"
+            )
             g = f"G={r.lead['G']}: " if r.lead.get("G") else ""
             by_arm.setdefault(f"{r.label} vs reported (paper) {nxt.label}", []).append(
-                f"{g}{e.mean:.1f} vs {rep:.2f} ({e.mean - rep:+.1f} pp, {where})")
+                f"{g}{e.mean:.1f} vs {rep:.2f} ({e.mean - rep:+.1f} pp, {where})"
+            )
     return [f"{k}, Avg: " + "; ".join(v) + "." for k, v in by_arm.items()]
 
 
@@ -110,19 +133,31 @@ def caveats(data: ExperimentData, a: Analysis) -> list[str]:
     out = list(a.notes)
     n_tests = sum(np.isfinite(e.mean) for d in a.diffs.values() for e in d.values())
     if n_tests > 1:
-        out.append(f"{n_tests} paired tests in this report; p-values are not adjusted for multiple comparisons, "
-                   "so about 1 in 20 null differences reads as significant.")
-    mixed = [v for v, d in a.diffs.items() if 1 < d["avg"].n < 5 and len({np.sign(x) for x in d["avg"].per_seed}) > 1]
+        out.append(
+            f"{n_tests} paired tests in this report; p-values are not adjusted for multiple comparisons, "
+            "so about 1 in 20 null differences reads as significant."
+        )
+    mixed = [
+        v
+        for v, d in a.diffs.items()
+        if 1 < d["avg"].n < 5 and len({np.sign(x) for x in d["avg"].per_seed}) > 1
+    ]
     if mixed:
-        out.append(f"{', '.join(mixed)}: the per-seed differences disagree in sign and there are fewer than 5 seeds; "
-                   "no test can measure run-to-run variance from so few runs, so these p-values may be optimistic.")
+        out.append(
+            f"{', '.join(mixed)}: the per-seed differences disagree in sign and there are fewer than 5 seeds; "
+            "no test can measure run-to-run variance from so few runs, so these p-values may be optimistic."
+        )
     ns = [e.n for c in a.cells.values() for e in c.values() if e.n]
     if ns and min(ns) < 3:
-        out.append("Some cells rest on fewer than 3 seeds: the CI over seeds is absent (n=1) or too narrow to trust.")
+        out.append(
+            "Some cells rest on fewer than 3 seeds: the CI over seeds is absent (n=1) or too narrow to trust."
+        )
     runs = data.runs
     if len(runs) and (~runs["in_tables"].astype(bool)).any():
         k = int((~runs["in_tables"].astype(bool)).sum())
-        out.append(f"{k} run(s) are not in the tables (see Run status); failed runs left out can flatter an arm.")
+        out.append(
+            f"{k} run(s) are not in the tables (see Run status); failed runs left out can flatter an arm."
+        )
     return out
 
 
@@ -132,8 +167,12 @@ def run_status(data: ExperimentData) -> str:
     if runs.empty:
         return "No runs found."
     counts = Counter(runs["status"])
-    lines = [f"{_runs(len(runs))}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-             + f"; {int(runs['in_tables'].astype(bool).sum())} in the tables.", ""]
+    lines = [
+        f"{_runs(len(runs))}: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + f"; {int(runs['in_tables'].astype(bool).sum())} in the tables.",
+        "",
+    ]
     show = runs if len(runs) <= 40 else runs[runs["flags"].map(len) > 0]
     if len(show) < len(runs):
         lines.append("(only flagged runs listed)")
@@ -141,27 +180,31 @@ def run_status(data: ExperimentData) -> str:
     for _, r in show.iterrows():
         step = "" if pd.isna(r["final_step"]) else str(int(r["final_step"]))
         flags = "; ".join(r["flags"]).replace("|", "/") or "ok"
-        lines.append(f"| {r['run_id']} | {r['status']} | {step} | {'yes' if r['in_tables'] else 'no'} | {flags} |")
+        lines.append(
+            f"| {r['run_id']} | {r['status']} | {step} | {'yes' if r['in_tables'] else 'no'} | {flags} |"
+        )
     return "\n".join(lines)
 
 
 def methods_note(a: Analysis) -> str:
     """How every number in the report is computed, in a few bullets."""
-    return "\n".join([
-        "- Pass@1 of a run on a benchmark = avg@n at its last evaluated step: mean over problems of the fraction "
-        "of the n samples that are correct, in %.",
-        "- A cell = mean over seeds; 95% CI = percentile bootstrap over seeds "
-        f"({N_BOOT} resamples); n = seeds. With 1 seed no CI is shown.",
-        f"- Avg = per-seed mean over {', '.join(bench_display(b) for b in a.avg_over) or 'no benchmark'}, "
-        "then summarised over seeds the same way.",
-        f"- Paired comparison vs the reference arm '{a.reference}' at the same grid point: seeds and problems "
-        "matched; difference of means in percentage points; CI and two-sided p-value from a paired two-way "
-        f"bootstrap (seeds and problems resampled independently, {N_BOOT} resamples, RNG seed {RNG_SEED}). "
-        "This keeps the seed-to-seed variance; it is conservative when the seeds agree, and can be optimistic "
-        "with 2-3 seeds that disagree (compare the per-seed differences in the reading).",
-        "- Reported (paper) rows are the paper's numbers (ebpo_bench/data/paper_results.yaml); empty cells are "
-        "numbers the paper does not give.",
-    ])
+    return "\n".join(
+        [
+            "- Pass@1 of a run on a benchmark = avg@n at its last evaluated step: mean over problems of the fraction "
+            "of the n samples that are correct, in %.",
+            "- A cell = mean over seeds; 95% CI = percentile bootstrap over seeds "
+            f"({N_BOOT} resamples); n = seeds. With 1 seed no CI is shown.",
+            f"- Avg = per-seed mean over {', '.join(bench_display(b) for b in a.avg_over) or 'no benchmark'}, "
+            "then summarised over seeds the same way.",
+            f"- Paired comparison vs the reference arm '{a.reference}' at the same grid point: seeds and problems "
+            "matched; difference of means in percentage points; CI and two-sided p-value from a paired two-way "
+            f"bootstrap (seeds and problems resampled independently, {N_BOOT} resamples, RNG seed {RNG_SEED}). "
+            "This keeps the seed-to-seed variance; it is conservative when the seeds agree, and can be optimistic "
+            "with 2-3 seeds that disagree (compare the per-seed differences in the reading).",
+            "- Reported (paper) rows are the paper's numbers (ebpo_bench/report/paper_results.yaml); empty cells are "
+            "numbers the paper does not give.",
+        ]
+    )
 
 
 def _runs(n: int) -> str:
@@ -181,28 +224,55 @@ def provenance(data: ExperimentData) -> str:
     hashes = runs["spec_hash"].dropna() if len(runs) else []
     lines = [
         f"- Spec hashes: {len(set(hashes))} distinct over {len(runs)} runs (one per run; see tables/runs.csv)",
-        "- Git commit(s): " + (", ".join(f"{c[:12]} ({_runs(n)})" for c, n in commits.most_common()) or "unknown")
+        "- Git commit(s): "
+        + (", ".join(f"{c[:12]} ({_runs(n)})" for c, n in commits.most_common()) or "unknown")
         + (f"; {dirty} run(s) from a dirty tree" if dirty else ""),
-        "- Packages: " + ("; ".join(f"{k} " + "/".join(f"{v}" + (f" ({_runs(n)})" if len(c) > 1 else "")
-                                                       for v, n in c.most_common()) for k, c in sorted(pkgs.items()))
-                          or "unknown"),
-        "- Python: " + (", ".join(sorted({str((r.get("provenance") or {}).get("python")) for r in recs})) or "unknown"),
-        "- Hardware: " + (", ".join(f"{d} ({_runs(n)})" for d, n in Counter(str(r.get("device")) for r in recs).items())
-                          or "unknown"),
+        "- Packages: "
+        + (
+            "; ".join(
+                f"{k} "
+                + "/".join(f"{v}" + (f" ({_runs(n)})" if len(c) > 1 else "") for v, n in c.most_common())
+                for k, c in sorted(pkgs.items())
+            )
+            or "unknown"
+        ),
+        "- Python: "
+        + (", ".join(sorted({str((r.get("provenance") or {}).get("python")) for r in recs})) or "unknown"),
+        "- Hardware: "
+        + (
+            ", ".join(f"{d} ({_runs(n)})" for d, n in Counter(str(r.get("device")) for r in recs).items())
+            or "unknown"
+        ),
         f"- Report built by ebpo-bench {__version__} from {data.dir}",
     ]
     return "\n".join(lines)
 
 
-def write_report(data: ExperimentData, a: Analysis, tables: list[tuple[Table, list[Path]]],
-                 figures: dict[str, list[Path]], out_dir: Path) -> Path:
+def write_report(
+    data: ExperimentData,
+    a: Analysis,
+    tables: list[tuple[Table, list[Path]]],
+    figures: dict[str, list[Path]],
+    out_dir: Path,
+) -> Path:
     """Write ``out_dir/report.md`` and return its path."""
     desc = str(data.spec.get("description") or "").strip() or "(the spec has no description)"
     pt = data.spec.get("paper_table")
-    head = [f"# {data.name}", "", f"> {desc}", "",
-            f"Layout: {a.layout}" + (f" (reproduces the paper's {pt})" if pt else "")
-            + f" | reference arm: {a.reference} | runs: {len(data.runs)}", ""]
-    body = ["## Reading of the result", ""] + [f"- {s}" for s in reading(a) or ["No comparison possible."]] + [""]
+    head = [
+        f"# {data.name}",
+        "",
+        f"> {desc}",
+        "",
+        f"Layout: {a.layout}"
+        + (f" (reproduces the paper's {pt})" if pt else "")
+        + f" | reference arm: {a.reference} | runs: {len(data.runs)}",
+        "",
+    ]
+    body = (
+        ["## Reading of the result", ""]
+        + [f"- {s}" for s in reading(a) or ["No comparison possible."]]
+        + [""]
+    )
     notes = caveats(data, a)
     if notes:
         body += ["Caveats:", ""] + [f"- {s}" for s in notes] + [""]
@@ -215,9 +285,25 @@ def write_report(data: ExperimentData, a: Analysis, tables: list[tuple[Table, li
     body += ["## Figures", ""] + ([] if figures else ["No data to plot yet.", ""])
     for name, paths in figures.items():
         png = paths[0].relative_to(out_dir).as_posix()
-        body += [f"![{name.replace('_', ' ')}]({png})", f"[SVG]({paths[1].relative_to(out_dir).as_posix()})", ""]
-    body += ["## Run status", "", run_status(data), "", "## How the numbers are computed", "", methods_note(a), "",
-             "## Provenance", "", provenance(data), ""]
+        body += [
+            f"![{name.replace('_', ' ')}]({png})",
+            f"[SVG]({paths[1].relative_to(out_dir).as_posix()})",
+            "",
+        ]
+    body += [
+        "## Run status",
+        "",
+        run_status(data),
+        "",
+        "## How the numbers are computed",
+        "",
+        methods_note(a),
+        "",
+        "## Provenance",
+        "",
+        provenance(data),
+        "",
+    ]
     path = out_dir / "report.md"
     path.write_text("\n".join(head + body))
     return path
@@ -225,8 +311,12 @@ def write_report(data: ExperimentData, a: Analysis, tables: list[tuple[Table, li
 
 def write_index(entries: list[dict], out: Path) -> Path:
     """``out/index.md``: one line per experiment with its question, runs and report link."""
-    lines = ["# ebpo-bench reports", "", "| experiment | question | runs | in tables | report |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "# ebpo-bench reports",
+        "",
+        "| experiment | question | runs | in tables | report |",
+        "|---|---|---|---|---|",
+    ]
     for e in entries:
         q = " ".join(str(e.get("description", "")).split()).replace("|", "/")
         link = f"[report]({e['link']})" if e.get("link") else f"failed: {e.get('error', '')}"

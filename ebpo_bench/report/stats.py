@@ -21,8 +21,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -48,8 +48,9 @@ class Estimate:
         return bool(np.isfinite(self.p) and self.p < 1 - LEVEL)
 
 
-def bootstrap_mean(values: Sequence[float], *, n_boot: int = N_BOOT, level: float = LEVEL,
-                   seed: int = RNG_SEED) -> Estimate:
+def bootstrap_mean(
+    values: Sequence[float], *, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = RNG_SEED
+) -> Estimate:
     """Mean of ``values`` (one per seed, shape (S,)) with a percentile bootstrap CI over seeds.
 
     Args:
@@ -81,8 +82,9 @@ def _resample_weights(rng: np.random.Generator, n_boot: int, n: int) -> np.ndarr
     return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
 
 
-def paired_bootstrap(diffs: Sequence[np.ndarray], *, n_boot: int = N_BOOT, level: float = LEVEL,
-                     seed: int = RNG_SEED) -> Estimate:
+def paired_bootstrap(
+    diffs: Sequence[np.ndarray], *, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = RNG_SEED
+) -> Estimate:
     """Mean paired difference over benchmarks, with a two-way (seed x problem) bootstrap CI and p-value.
 
     The statistic is the mean over benchmarks k of the mean of ``diffs[k]`` (each benchmark weighs
@@ -118,7 +120,9 @@ def paired_bootstrap(diffs: Sequence[np.ndarray], *, n_boot: int = N_BOOT, level
     a = (1 - level) / 2
     lo, hi = np.quantile(boot, [a, 1 - a])
     per_seed = tuple(float(x) for x in np.mean([d.mean(axis=1) for d in diffs], axis=0))
-    return Estimate(point, float(lo), float(hi), S, bootstrap_p(boot), int(sum(d.shape[1] for d in diffs)), per_seed)
+    return Estimate(
+        point, float(lo), float(hi), S, bootstrap_p(boot), int(sum(d.shape[1] for d in diffs)), per_seed
+    )
 
 
 def bootstrap_p(boot: np.ndarray) -> float:
@@ -137,13 +141,15 @@ def bootstrap_p(boot: np.ndarray) -> float:
 
 
 def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
-    """Unbiased pass@k per problem (``ebpo_bench.evaluation.pass_at_k``) over arrays, shape (P,).
+    """Unbiased pass@k per problem (``ebpo_bench.eval.sampling.pass_at_k``) over arrays, shape (P,).
 
     Args:
         n: samples per problem, shape (P,); problems with n < k get NaN.
         c: correct samples per problem, shape (P,).
         k: the k of pass@k.
     """
-    from ..evaluation import pass_at_k as one  # the evaluator's formula; that module imports no torch
+    from ebpo_bench.eval.sampling import (
+        pass_at_k as one,
+    )  # the evaluator's formula; that module imports no torch
 
     return np.array([one(int(ni), int(ci), k) if ni >= k else np.nan for ni, ci in zip(n, c)], dtype=float)

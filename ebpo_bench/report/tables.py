@@ -8,7 +8,7 @@ then summarised the same way (a seed lacking one of them has no Avg). Paired dif
 
 Layouts: ``table1`` (methods x benchmarks), ``table2`` (group size x method, as an Avg pivot and
 per benchmark), ``table3`` (data-ordering ablation: methods x benchmarks with the data order shown).
-Reported (paper) rows come from ``ebpo_bench/data/paper_results.yaml`` and appear only when the spec
+Reported (paper) rows come from ``ebpo_bench/report/paper_results.yaml`` and appear only when the spec
 names the paper table and the experiment evaluates on the paper's benchmarks (or has no results
 yet): the synthetic levels are not comparable with AIME.
 """
@@ -23,15 +23,26 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .load import ExperimentData
-from .stats import Estimate, bootstrap_mean, paired_bootstrap
+from ebpo_bench.report.load import ExperimentData
+from ebpo_bench.report.stats import Estimate, bootstrap_mean, paired_bootstrap
 
 PAPER_BENCHMARKS = ["math500", "aime24", "aime25", "amc23", "olympiadbench"]
-BENCH_NAMES = {"math500": "MATH-500", "aime24": "AIME24", "aime25": "AIME25", "amc23": "AMC23",
-               "olympiadbench": "OlympiadBench", "avg": "Avg"}
-BENCH_ALIASES = {"math": "math500", "math500": "math500", "olympiad": "olympiadbench", "olympiadb": "olympiadbench"}
+BENCH_NAMES = {
+    "math500": "MATH-500",
+    "aime24": "AIME24",
+    "aime25": "AIME25",
+    "amc23": "AMC23",
+    "olympiadbench": "OlympiadBench",
+    "avg": "Avg",
+}
+BENCH_ALIASES = {
+    "math": "math500",
+    "math500": "math500",
+    "olympiad": "olympiadbench",
+    "olympiadb": "olympiadbench",
+}
 MODEL_KEYS = {"LLaMA3.1-8B": ("llama", "8b"), "Qwen3-14B": ("qwen3", "14b")}  # else the table's default
-PAPER_FILE = Path(__file__).resolve().parent.parent / "data" / "paper_results.yaml"
+PAPER_FILE = Path(__file__).resolve().parent / "paper_results.yaml"
 REPRODUCED, REPORTED, DIFFERENCE = "reproduced", "reported (paper)", "paired difference"
 NAN = float("nan")
 
@@ -109,13 +120,19 @@ def paper_rows(paper: dict, table: str, model_path: str = "") -> list[dict]:
     if not spec:
         return []
     m = norm(model_path)
-    model = next((b for b, keys in MODEL_KEYS.items() if all(k in m for k in keys)), spec.get("default_model"))
+    model = next(
+        (b for b, keys in MODEL_KEYS.items() if all(k in m for k in keys)), spec.get("default_model")
+    )
     rows = [dict(r) for r in spec["rows"] if r["model"] == model]
     if table == "table2":
         for r in paper_rows(paper, "table1", model_path):
             if norm(r["method"]) in ("grpo", "dapo", "ebpotopic"):
-                flags = {k: ", ".join(filter(None, [r.get("flags", {}).get(k), "table1"])) for k in r["values"]}
-                rows.append(dict(r, G=4, method="EBPO" if "ebpo" in norm(r["method"]) else r["method"], flags=flags))
+                flags = {
+                    k: ", ".join(filter(None, [r.get("flags", {}).get(k), "table1"])) for k in r["values"]
+                }
+                rows.append(
+                    dict(r, G=4, method="EBPO" if "ebpo" in norm(r["method"]) else r["method"], flags=flags)
+                )
         rows.sort(key=lambda r: r.get("G", 0))
     return rows
 
@@ -132,7 +149,9 @@ def final_scores(data: ExperimentData) -> pd.DataFrame:
     """Per-problem Pass@1 (fraction correct, 0-1) at each table run's last step: one row per problem."""
     runs = data.runs
     if runs.empty or data.problems.empty:
-        return pd.DataFrame(columns=["variant", "arm", "seed", "benchmark", "problem_id", "n", "correct", "score"])
+        return pd.DataFrame(
+            columns=["variant", "arm", "seed", "benchmark", "problem_id", "n", "correct", "score"]
+        )
     final = runs.loc[runs["in_tables"].astype(bool), ["run_id", "final_step"]]
     pr = data.problems.merge(final, on="run_id")
     pr = pr[pr["step"] == pr["final_step"]].copy()
@@ -144,7 +163,9 @@ def final_scores(data: ExperimentData) -> pd.DataFrame:
 def _columns(layout: str, data: ExperimentData, fs: pd.DataFrame) -> tuple[list[str], list[str], bool]:
     """(benchmark columns, benchmarks averaged in Avg, whether reported rows are comparable)."""
     present = sorted(set(fs["benchmark"]), key=lambda b: (not b.startswith("level"), _natural(b)))
-    paper_like = bool(data.spec.get("paper_table")) and (not present or bool(set(present) & set(PAPER_BENCHMARKS)))
+    paper_like = bool(data.spec.get("paper_table")) and (
+        not present or bool(set(present) & set(PAPER_BENCHMARKS))
+    )
     if paper_like:
         cols = PAPER_BENCHMARKS + [b for b in present if b not in PAPER_BENCHMARKS]
         avg = [b for b in PAPER_BENCHMARKS if b in present] or present or list(PAPER_BENCHMARKS)
@@ -170,7 +191,9 @@ def _problem_matrix(fs: pd.DataFrame, variant: str, bench: str) -> pd.DataFrame:
     return sub.pivot_table(index="seed", columns="problem_id", values="score", aggfunc="mean")
 
 
-def paired(fs: pd.DataFrame, variant: str, ref: str, columns: list[str], avg_over: list[str]) -> dict[str, Estimate]:
+def paired(
+    fs: pd.DataFrame, variant: str, ref: str, columns: list[str], avg_over: list[str]
+) -> dict[str, Estimate]:
     """Difference (pp) of ``variant`` minus ``ref`` per benchmark and on Avg, over matched seeds and problems."""
     mats = {b: (_problem_matrix(fs, variant, b), _problem_matrix(fs, ref, b)) for b in columns}
     out: dict[str, Estimate] = {}
@@ -203,7 +226,9 @@ def _variants(data: ExperimentData, reference: str) -> pd.DataFrame:
     v = v[["variant", "arm", "axes_label", "group_size", "order", "estimator"]].copy()
     v["_ref"] = v["arm"] != reference
     v["_g"] = pd.to_numeric(v["group_size"], errors="coerce").fillna(0)
-    return v.sort_values(["_ref", "arm", "_g", "axes_label"]).drop(columns=["_ref", "_g"]).reset_index(drop=True)
+    return (
+        v.sort_values(["_ref", "arm", "_g", "axes_label"]).drop(columns=["_ref", "_g"]).reset_index(drop=True)
+    )
 
 
 def analyse(data: ExperimentData, reference: str = "grpo", paper: dict | None = None) -> Analysis:
@@ -213,8 +238,10 @@ def analyse(data: ExperimentData, reference: str = "grpo", paper: dict | None = 
     cols, avg_over, paper_like = _columns(layout, data, fs)
     variants = _variants(data, reference)
     st = seed_table(fs, cols, avg_over) if len(fs) else pd.DataFrame()
-    cells = {v: {c: bootstrap_mean(st.loc[v][c].to_numpy() if v in st.index else []) for c in cols + ["avg"]}
-             for v in variants["variant"]}
+    cells = {
+        v: {c: bootstrap_mean(st.loc[v][c].to_numpy() if v in st.index else []) for c in cols + ["avg"]}
+        for v in variants["variant"]
+    }
     ref_of = {}
     for _, r in variants[variants["arm"] != reference].iterrows():
         match = variants[(variants["arm"] == reference) & (variants["axes_label"] == r["axes_label"])]
@@ -225,8 +252,10 @@ def analyse(data: ExperimentData, reference: str = "grpo", paper: dict | None = 
     rep = paper_rows(paper or load_paper(), layout, model) if paper_like else []
     a = Analysis(layout, reference, cols, avg_over, variants, cells, diffs, ref_of, rep, fs)
     if data.spec.get("paper_table") and not paper_like:
-        a.notes.append(f"The spec reproduces the paper's {layout}, but evaluates on other benchmarks; "
-                       "the reported numbers are not comparable and are left out.")
+        a.notes.append(
+            f"The spec reproduces the paper's {layout}, but evaluates on other benchmarks; "
+            "the reported numbers are not comparable and are left out."
+        )
     if variants["arm"].ne(reference).any() and not ref_of:
         a.notes.append(f"Reference arm '{reference}' is not in the tables; no paired comparison.")
     a.tables = _build_tables(a)
@@ -264,7 +293,9 @@ def _method_table(a: Analysis, key: str, title: str, lead_cols: dict[str, str], 
 def _g_pivot(a: Analysis) -> Table:
     """Table 2 as the paper reads it: Avg Pass@1 by group size (columns) and method (rows)."""
     v = a.variants
-    gs = sorted({int(g) for g in v["group_size"].dropna()} | {int(r["G"]) for r in a.paper if "avg" in r["values"]})
+    gs = sorted(
+        {int(g) for g in v["group_size"].dropna()} | {int(r["G"]) for r in a.paper if "avg" in r["values"]}
+    )
     cols = [f"G={g}" for g in gs]
     rows = []
     for arm in dict.fromkeys(v["arm"]):
@@ -279,8 +310,14 @@ def _g_pivot(a: Analysis) -> Table:
             row.flags[f"G={r['G']}"] = (r.get("flags") or {}).get("avg", "")
     rows += list(by_method.values())
     avg = ", ".join(bench_display(b) for b in a.avg_over)
-    return Table("table2", f"Table 2: Avg Pass@1 (%) by group size G (Avg over {avg})", [], cols,
-                 {c: c for c in cols}, rows)
+    return Table(
+        "table2",
+        f"Table 2: Avg Pass@1 (%) by group size G (Avg over {avg})",
+        [],
+        cols,
+        {c: c for c in cols},
+        rows,
+    )
 
 
 def comparison_table(a: Analysis) -> Table | None:
@@ -288,15 +325,32 @@ def comparison_table(a: Analysis) -> Table | None:
     if not a.diffs:
         return None
     rows = [Row(f"{v} - {a.ref_of[v]}", DIFFERENCE, d) for v, d in a.diffs.items()]
-    return Table("comparison", f"Paired difference vs {a.reference} (percentage points)", [], a.columns + ["avg"],
-                 _headers(a.columns), rows)
+    return Table(
+        "comparison",
+        f"Paired difference vs {a.reference} (percentage points)",
+        [],
+        a.columns + ["avg"],
+        _headers(a.columns),
+        rows,
+    )
 
 
 def _build_tables(a: Analysis) -> list[Table]:
-    title = {"table1": "Table 1: Pass@1 (%) by method", "table3": "Table 3: data-ordering ablation, Pass@1 (%)"}
+    title = {
+        "table1": "Table 1: Pass@1 (%) by method",
+        "table3": "Table 3: data-ordering ablation, Pass@1 (%)",
+    }
     if a.layout == "table2":
-        tables = [_g_pivot(a), _method_table(a, "table2_detail", "Table 2 (per benchmark): Pass@1 (%) by G and method",
-                                             {"G": "group_size"}, by_g=True)]
+        tables = [
+            _g_pivot(a),
+            _method_table(
+                a,
+                "table2_detail",
+                "Table 2 (per benchmark): Pass@1 (%) by G and method",
+                {"G": "group_size"},
+                by_g=True,
+            ),
+        ]
     elif a.layout == "table3":
         tables = [_method_table(a, "table3", title["table3"], {"data order": "order"}, by_g=False)]
     else:
@@ -307,8 +361,12 @@ def _build_tables(a: Analysis) -> list[Table]:
 
 # ---------------------------------------------------------------- rendering
 FLAG_MARKS = {"third-party": "†", "inferred": "‡", "computed": "§", "table1": "¶"}
-FLAG_NOTES = {"third-party": "third-party reading of the paper", "inferred": "inferred in ebpo-paper.md, not printed",
-              "computed": "average computed from the row", "table1": "from Table 1 (G = 4)"}
+FLAG_NOTES = {
+    "third-party": "third-party reading of the paper",
+    "inferred": "inferred in ebpo-paper.md, not printed",
+    "computed": "average computed from the row",
+    "table1": "from Table 1 (G = 4)",
+}
 
 
 def _fmt(row: Row, col: str, bold: bool) -> str:
@@ -331,8 +389,11 @@ def _best(t: Table) -> set[tuple[int, str]]:
     out = set()
     for source, digits in ((REPRODUCED, 1), (REPORTED, 2)):
         for c in t.columns:
-            vals = {i: round(r.cells[c].mean, digits) for i, r in enumerate(t.rows)
-                    if r.source == source and c in r.cells and np.isfinite(r.cells[c].mean)}
+            vals = {
+                i: round(r.cells[c].mean, digits)
+                for i, r in enumerate(t.rows)
+                if r.source == source and c in r.cells and np.isfinite(r.cells[c].mean)
+            }
             if len(vals) > 1:
                 top = max(vals.values())
                 out |= {(i, c) for i, v in vals.items() if v == top}
@@ -362,9 +423,22 @@ def to_frame(t: Table) -> pd.DataFrame:
             e = r.cells.get(c)
             if e is None or not np.isfinite(e.mean):
                 continue
-            out.append({"table": t.key, "row": r.label, "source": r.source, **{n: r.lead.get(n, "") for n in t.lead},
-                        "column": t.headers.get(c, c), "mean": e.mean, "ci_low": e.lo, "ci_high": e.hi,
-                        "n_seeds": e.n, "n_problems": e.n_problems or None, "p_value": e.p, "flag": r.flags.get(c, "")})
+            out.append(
+                {
+                    "table": t.key,
+                    "row": r.label,
+                    "source": r.source,
+                    **{n: r.lead.get(n, "") for n in t.lead},
+                    "column": t.headers.get(c, c),
+                    "mean": e.mean,
+                    "ci_low": e.lo,
+                    "ci_high": e.hi,
+                    "n_seeds": e.n,
+                    "n_problems": e.n_problems or None,
+                    "p_value": e.p,
+                    "flag": r.flags.get(c, ""),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -379,8 +453,12 @@ def to_latex(t: Table) -> str:
         return s
 
     head = ["Method"] + t.lead + ["Source"] + [t.headers.get(c, c) for c in t.columns]
-    lines = [r"\begin{tabular}{" + "l" * (len(t.lead) + 2) + "r" * len(t.columns) + "}", r"\toprule",
-             " & ".join(map(tex, head)) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{" + "l" * (len(t.lead) + 2) + "r" * len(t.columns) + "}",
+        r"\toprule",
+        " & ".join(map(tex, head)) + r" \\",
+        r"\midrule",
+    ]
     for i, r in enumerate(t.rows):
         cells = [r.label] + [r.lead.get(n, "") for n in t.lead] + [r.source]
         cells += [_fmt(r, c, (i, c) in best) for c in t.columns]

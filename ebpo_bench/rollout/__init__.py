@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ..registry import Registry
+from ebpo_bench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ class RolloutBatch:
 class RolloutBackend(Protocol):
     """A sampling engine bound to the policy."""
 
-    def generate(self, prompts: list[list[int]], params: SamplingParams, *, seed: int | None = None) -> RolloutBatch:
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams, *, seed: int | None = None
+    ) -> RolloutBatch:
         """Sample ``params.n`` responses for each tokenised prompt."""
 
     def sync_weights(self, model: Any) -> None:
@@ -83,7 +85,7 @@ def require_backend(name: str) -> None:
     Only 'vllm' has an optional engine; callers check before any work so a missing extra fails fast.
     """
     if name == "vllm":
-        from .vllm import import_vllm  # our module; it imports vLLM itself only here
+        from ebpo_bench.rollout.vllm import import_vllm  # our module; it imports vLLM itself only here
 
         import_vllm()
 
@@ -91,9 +93,9 @@ def require_backend(name: str) -> None:
 def make_backend(name: str, model: Any, tokenizer: Any, **kwargs: Any) -> RolloutBackend:
     """Build backend ``name`` on ``model``; engine modules are imported only when their backend is asked for."""
     if name == "hf" and "hf" not in BACKENDS:
-        from . import hf  # noqa: F401  (registers itself)
+        from ebpo_bench.rollout import hf  # noqa: F401  (registers itself)
     if name == "vllm" and "vllm" not in BACKENDS:
-        from . import vllm  # noqa: F401  (registers itself; imports vLLM only when an engine starts)
+        from ebpo_bench.rollout import vllm  # noqa: F401  (registers itself; imports vLLM only when an engine starts)
     return BACKENDS.get(name)(model, tokenizer, **{**_OPTIONS.get(name, {}), **kwargs})
 
 
@@ -108,8 +110,12 @@ def encode_prompt(tokenizer: Any, text: str, chat_template: bool) -> list[int]:
 def encode_prompts(tokenizer: Any, texts: list[str], chat_template: bool) -> list[list[int]]:
     """``encode_prompt`` for many prompts in one tokenizer call (the same ids, without per-call overhead)."""
     if chat_template:
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
-                                               add_generation_prompt=True) for t in texts]
+        texts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True
+            )
+            for t in texts
+        ]
     return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
 
@@ -142,7 +148,9 @@ def concat(parts: list[RolloutBatch], pad: int) -> RolloutBatch:
         prompt_mask=_pad_cat([p.prompt_mask for p in parts], 0, left=True),
         response_ids=_pad_cat([p.response_ids for p in parts], pad, left=False),
         response_mask=_pad_cat([p.response_mask for p in parts], 0, left=False),
-        old_logprobs=None if parts[0].old_logprobs is None else _pad_cat([p.old_logprobs for p in parts], 0, left=False),
+        old_logprobs=None
+        if parts[0].old_logprobs is None
+        else _pad_cat([p.old_logprobs for p in parts], 0, left=False),
         lengths=torch.cat([p.lengths for p in parts]),
         truncated=torch.cat([p.truncated for p in parts]),
         texts=[t for p in parts for t in p.texts],
@@ -154,6 +162,12 @@ def take(batch: RolloutBatch, rows: list[int]) -> RolloutBatch:
     idx = torch.as_tensor(rows, dtype=torch.long)
     pick = lambda t: None if t is None else t[idx]  # noqa: E731
     return RolloutBatch(
-        pick(batch.prompt_ids), pick(batch.prompt_mask), pick(batch.response_ids), pick(batch.response_mask),
-        pick(batch.old_logprobs), pick(batch.lengths), pick(batch.truncated), [batch.texts[i] for i in rows],
+        pick(batch.prompt_ids),
+        pick(batch.prompt_mask),
+        pick(batch.response_ids),
+        pick(batch.response_mask),
+        pick(batch.old_logprobs),
+        pick(batch.lengths),
+        pick(batch.truncated),
+        [batch.texts[i] for i in rows],
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from . import BACKENDS, RolloutBatch, SamplingParams, concat, left_pad
+from ebpo_bench.rollout import BACKENDS, RolloutBatch, SamplingParams, concat, left_pad
 
 
 @BACKENDS.register("hf")
@@ -29,10 +29,14 @@ class HFRollout:
         self.model = model
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], params: SamplingParams, *, seed: int | None = None) -> RolloutBatch:
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams, *, seed: int | None = None
+    ) -> RolloutBatch:
         if seed is not None:
             torch.manual_seed(seed)
-        per = max(1, self.max_batch // params.n)  # whole prompts per chunk, so their samples share one prefill
+        per = max(
+            1, self.max_batch // params.n
+        )  # whole prompts per chunk, so their samples share one prefill
         parts = [self._chunk(prompts[i : i + per], params) for i in range(0, len(prompts), per)]
         return concat(parts, self.tok.pad_token_id)
 
@@ -45,9 +49,15 @@ class HFRollout:
         ids, mask = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
         greedy = params.temperature == 0
         out = self.model.generate(
-            input_ids=ids, attention_mask=mask, past_key_values=cache, max_new_tokens=params.max_new_tokens,
-            eos_token_id=eos, pad_token_id=pad, return_dict_in_generate=True,
-            output_logits=params.logprobs and not greedy, **sampling_kwargs(params),
+            input_ids=ids,
+            attention_mask=mask,
+            past_key_values=cache,
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            return_dict_in_generate=True,
+            output_logits=params.logprobs and not greedy,
+            **sampling_kwargs(params),
         )
         resp = out.sequences[:, tp:].cpu()
         is_eos = resp == eos
@@ -89,5 +99,15 @@ def sampling_kwargs(params: SamplingParams) -> dict:
     """
     if params.temperature == 0:
         return dict(do_sample=False, repetition_penalty=1.0, no_repeat_ngram_size=0)
-    return dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None, min_p=None,
-                typical_p=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0)
+    return dict(
+        do_sample=True,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=None,
+        min_p=None,
+        typical_p=1.0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+    )

@@ -62,14 +62,15 @@ import random
 import shutil
 import tempfile
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import BACKENDS, BackendUnavailable, RolloutBatch, SamplingParams, left_pad
+from ebpo_bench.rollout import BACKENDS, BackendUnavailable, RolloutBatch, SamplingParams, left_pad
 
 LOGPROBS_MODE = "processed_logprobs"
 SLEEP_LEVEL = 2  # free weights and KV cache without a CPU copy: every wake-up reloads the policy
@@ -93,7 +94,9 @@ _ENGINE: _Engine | None = None
 def import_vllm() -> Any:
     """Import vLLM in the mode this module needs, or raise ``BackendUnavailable`` with the install command."""
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine core: weights passed by reference
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its per-engine INFO lines would bury our progress
+    os.environ.setdefault(
+        "VLLM_LOGGING_LEVEL", "WARNING"
+    )  # its per-engine INFO lines would bury our progress
     try:
         import vllm
 
@@ -112,16 +115,30 @@ def import_vllm() -> Any:
 class VLLMRollout:
     """Sampling with the process's vLLM engine; ``sync_weights`` loads the policy into it in place.
 
-    Keyword options are ``VLLMConfig``'s (ebpo_bench/spec.py: rollout.vllm).
+    Keyword options are ``VLLMConfig``'s (ebpo_bench/config/spec.py: rollout.vllm).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, gpu_memory_utilization: float = 0.3, dtype: str = "auto",
-                 enforce_eager: bool = False, max_model_len: int | None = None, cpu_kvcache_space_gib: int = 1,
-                 sleep: str = "auto") -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        gpu_memory_utilization: float = 0.3,
+        dtype: str = "auto",
+        enforce_eager: bool = False,
+        max_model_len: int | None = None,
+        cpu_kvcache_space_gib: int = 1,
+        sleep: str = "auto",
+    ) -> None:
         self.model, self.tok = model, tokenizer
-        self.opts = dict(gpu_memory_utilization=gpu_memory_utilization, dtype=resolve_dtype(model, dtype),
-                         enforce_eager=enforce_eager, max_model_len=max_model_len,
-                         cpu_kvcache_space_gib=cpu_kvcache_space_gib, sleep=resolve_sleep(sleep))
+        self.opts = dict(
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=resolve_dtype(model, dtype),
+            enforce_eager=enforce_eager,
+            max_model_len=max_model_len,
+            cpu_kvcache_space_gib=cpu_kvcache_space_gib,
+            sleep=resolve_sleep(sleep),
+        )
         self.engine = acquire_engine(model, tokenizer, self.opts)
         self.sync_weights(model)
 
@@ -140,7 +157,9 @@ class VLLMRollout:
         e.owner = weakref.ref(self)
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], params: SamplingParams, *, seed: int | None = None) -> RolloutBatch:
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams, *, seed: int | None = None
+    ) -> RolloutBatch:
         """Sample ``params.n`` responses per prompt; rows are prompt-major (row p * n + g)."""
         e = self.engine
         if e is not _ENGINE or e.asleep or e.owner is None or e.owner() is not self:  # not our weights
@@ -171,9 +190,19 @@ def request_params(params: SamplingParams, eos: int, seed: int) -> Any:
 
     greedy = params.temperature == 0
     return VLLMParams(
-        n=1, temperature=params.temperature, top_p=1.0 if greedy else params.top_p, top_k=0, min_p=0.0,
-        repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, max_tokens=params.max_new_tokens,
-        ignore_eos=True, stop_token_ids=[eos], seed=seed, detokenize=False,
+        n=1,
+        temperature=params.temperature,
+        top_p=1.0 if greedy else params.top_p,
+        top_k=0,
+        min_p=0.0,
+        repetition_penalty=1.0,
+        presence_penalty=0.0,
+        frequency_penalty=0.0,
+        max_tokens=params.max_new_tokens,
+        ignore_eos=True,
+        stop_token_ids=[eos],
+        seed=seed,
+        detokenize=False,
         logprobs=0 if params.logprobs and not greedy else None,  # 0: the sampled token's log-prob only
     )
 
@@ -203,8 +232,10 @@ def check_prompt_lengths(rows: list[list[int]], max_model_len: int) -> None:
     """vLLM rejects a prompt that leaves no room for one response token: say which setting to raise."""
     longest = max(len(r) for r in rows)
     if longest >= max_model_len:
-        raise ValueError(f"a prompt of {longest} tokens does not fit the vLLM engine's max_model_len={max_model_len}; "
-                         "raise rollout.vllm.max_model_len (up to the model's context length) or shorten the prompts")
+        raise ValueError(
+            f"a prompt of {longest} tokens does not fit the vLLM engine's max_model_len={max_model_len}; "
+            "raise rollout.vllm.max_model_len (up to the model's context length) or shorten the prompts"
+        )
 
 
 def load_weights(llm: Any, model: Any) -> None:
@@ -245,9 +276,17 @@ def create_llm(source: str, opts: dict[str, Any]) -> Any:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(opts["cpu_kvcache_space_gib"]))
     with saved_rng():  # an in-process engine reseeds random, numpy and torch with its own seed
         return vllm.LLM(
-            model=source, tokenizer=source, dtype=opts["dtype"], load_format="dummy", seed=0, tensor_parallel_size=1,
-            logprobs_mode=LOGPROBS_MODE, generation_config="vllm", enable_sleep_mode=opts["sleep"],
-            gpu_memory_utilization=opts["gpu_memory_utilization"], enforce_eager=opts["enforce_eager"],
+            model=source,
+            tokenizer=source,
+            dtype=opts["dtype"],
+            load_format="dummy",
+            seed=0,
+            tensor_parallel_size=1,
+            logprobs_mode=LOGPROBS_MODE,
+            generation_config="vllm",
+            enable_sleep_mode=opts["sleep"],
+            gpu_memory_utilization=opts["gpu_memory_utilization"],
+            enforce_eager=opts["enforce_eager"],
             max_model_len=opts["max_model_len"],
         )
 
@@ -288,7 +327,9 @@ def engine_source(model: Any, tok: Any) -> tuple[str, str | None]:
 def architecture(model: Any) -> dict:
     """The model config without its provenance fields: equal dicts can share one engine."""
     cfg = model.config.to_dict()
-    return {k: v for k, v in cfg.items() if not k.startswith("_") and k not in ("transformers_version", "dtype")}
+    return {
+        k: v for k, v in cfg.items() if not k.startswith("_") and k not in ("transformers_version", "dtype")
+    }
 
 
 def resolve_dtype(model: Any, dtype: str) -> str:
@@ -306,8 +347,10 @@ def check_single_process() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        raise NotImplementedError("rollout backend 'vllm' runs one engine inside one process; multi-process "
-                                  "(accelerate launch) runs need rollout.backend 'hf' for now")
+        raise NotImplementedError(
+            "rollout backend 'vllm' runs one engine inside one process; multi-process "
+            "(accelerate launch) runs need rollout.backend 'hf' for now"
+        )
 
 
 @contextlib.contextmanager

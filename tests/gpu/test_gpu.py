@@ -9,7 +9,7 @@ pytestmark = pytest.mark.gpu
 
 
 def _batch(dtype):
-    from ebpo_bench import tinymodel
+    from ebpo_bench.models import tiny as tinymodel
     from ebpo_bench.rollout import SamplingParams, make_backend
 
     tok = tinymodel.build_tokenizer()
@@ -21,7 +21,7 @@ def _batch(dtype):
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-3), (torch.bfloat16, 0.1)])
 def test_sampler_logprobs_match_trainer_logprobs(dtype, tol):
-    from ebpo_bench.trainer import sequence_logprobs
+    from ebpo_bench.train.trainer import sequence_logprobs
 
     model, b = _batch(dtype)
     ids = torch.cat([b.prompt_ids, b.response_ids], 1).cuda()
@@ -33,8 +33,8 @@ def test_sampler_logprobs_match_trainer_logprobs(dtype, tol):
 
 
 def test_one_update_on_cuda_changes_the_policy():
-    from ebpo_bench import losses
-    from ebpo_bench.trainer import sequence_logprobs
+    from ebpo_bench.train import losses
+    from ebpo_bench.train.trainer import sequence_logprobs
 
     model, b = _batch(torch.float32)
     before = [p.detach().clone() for p in model.parameters()]
@@ -50,9 +50,9 @@ def test_one_update_on_cuda_changes_the_policy():
 
 
 def test_shared_prefill_and_grouped_update_match_the_per_row_paths_on_cuda():
-    from ebpo_bench import tinymodel
-    from ebpo_bench.logprobs import response_logprobs
+    from ebpo_bench.models import tiny as tinymodel
     from ebpo_bench.rollout import SamplingParams, make_backend
+    from ebpo_bench.train.logprobs import response_logprobs
 
     tok = tinymodel.build_tokenizer()
     model = tinymodel.build_model(tok, seed=0).to("cuda")
@@ -68,4 +68,6 @@ def test_shared_prefill_and_grouped_update_match_the_per_row_paths_on_cuda():
         grouped, _ = response_logprobs(model, s, idx, width, "cuda", 1.0, False, 4)
     mask = s.response_mask[:, :width].cuda()
     assert ((plain - grouped).abs() * mask).max().item() < 1e-4
-    assert ((grouped.cpu() - s.old_logprobs[:, :width]).abs() * s.response_mask[:, :width]).max().item() < 1e-3
+    assert (
+        (grouped.cpu() - s.old_logprobs[:, :width]).abs() * s.response_mask[:, :width]
+    ).max().item() < 1e-3

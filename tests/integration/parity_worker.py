@@ -7,11 +7,16 @@ import sys
 import torch
 from accelerate import Accelerator
 
-from ebpo_bench import advantages
-from ebpo_bench.trainer import gather_groups
+from ebpo_bench import estimators as advantages
+from ebpo_bench.train.trainer import gather_groups
 
-ESTIMATORS = {"ebpo_cum": ("ebpo", {"prior_scope": "cumulative"}), "ebpo_ema": ("ebpo", {"prior_scope": "ema"}),
-              "spo": ("spo", {}), "jspo": ("jspo", {}), "grpo": ("grpo", {})}
+ESTIMATORS = {
+    "ebpo_cum": ("ebpo", {"prior_scope": "cumulative"}),
+    "ebpo_ema": ("ebpo", {"prior_scope": "ema"}),
+    "spo": ("spo", {}),
+    "jspo": ("jspo", {}),
+    "grpo": ("grpo", {}),
+}
 
 
 def full_batch(step: int, P: int = 8, G: int = 4):
@@ -34,8 +39,10 @@ def main(out: str) -> None:
         for k, est in ests.items():
             adv, metrics = est(rew, prompt_ids=gids, lengths=lens)
             record[k].append({"adv": adv, "metrics": metrics})
-    torch.save({"record": record, "state": {k: e.state_dict() for k, e in ests.items()}},
-               f"{out}/rank{acc.process_index}.pt")
+    torch.save(
+        {"record": record, "state": {k: e.state_dict() for k, e in ests.items()}},
+        f"{out}/rank{acc.process_index}.pt",
+    )
     acc.wait_for_everyone()
     acc.end_training()  # destroys the gloo group; without it a rank can abort at interpreter exit
 

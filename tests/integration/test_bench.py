@@ -16,9 +16,16 @@ import yaml
 pytestmark = pytest.mark.integration
 
 SPEC = {
-    "name": "benchsmoke", "seeds": [1],
+    "name": "benchsmoke",
+    "seeds": [1],
     "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
-    "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1, 2], "eval_levels": [1], "eval_per_level": 2},
+    "task": {
+        "type": "synthetic",
+        "topics": ["add"],
+        "train_levels": [1, 2],
+        "eval_levels": [1],
+        "eval_per_level": 2,
+    },
     "rollout": {"group_size": 2, "max_new_tokens": 6},
     "train": {"prompts_per_step": 4, "mini_batches": 2},
     "arms": {"grpo": {"advantage": {"type": "grpo"}}, "ebpo": {"advantage": {"type": "ebpo"}}},
@@ -28,8 +35,12 @@ SPEC = {
 def _bench(tmp_path, *args: str) -> subprocess.CompletedProcess:
     spec = tmp_path / "bench.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
-    return subprocess.run([sys.executable, "-m", "ebpo_bench", "bench", str(spec), "--out", str(tmp_path / "out"), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ebpo_bench", "bench", str(spec), "--out", str(tmp_path / "out"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_bench_side_by_side_smoke(tmp_path, cache_dir):

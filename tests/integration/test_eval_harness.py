@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 
 import pytest
+from doubles import scripted as S
 
-from ebpo_bench import benchmarks as B
-from ebpo_bench import scripted as S
-from ebpo_bench.evalcmd import evaluate_native, run_eval
-from ebpo_bench.evaluation import summarize
-from ebpo_bench.lmeval import run_lmeval
-from ebpo_bench.rewards import MathVerifier, canonical_gold, verify_answer
+from ebpo_bench.data.rewards import MathVerifier, canonical_gold, verify_answer
+from ebpo_bench.eval import benchmarks as B
+from ebpo_bench.eval.command import evaluate_native, run_eval
+from ebpo_bench.eval.lmeval import run_lmeval
+from ebpo_bench.eval.sampling import summarize
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -51,7 +51,11 @@ def test_every_gold_verifies_against_itself(data, verifier):
         results = verifier.score([S.respond(e.answer) for e in examples], [e.answer for e in examples])
         failures |= {(name, e.id) for e, r in zip(examples, results) if not r.correct}
         # ... and math-verify itself, without the fast path
-        failures |= {(name, e.id) for e in examples if not verify_answer(canonical_gold(e.answer), canonical_gold(e.answer))}
+        failures |= {
+            (name, e.id)
+            for e in examples
+            if not verify_answer(canonical_gold(e.answer), canonical_gold(e.answer))
+        }
     assert failures == SELF_CHECK_EXCEPTIONS
 
 
@@ -62,8 +66,18 @@ def test_scripted_model_on_every_record(data, verifier):
         m = len(examples)
         for correct, expected in ((S.even_index, (m + 1) // 2 / m), (lambda i, e: True, 1.0)):
             model = S.ScriptedModel(S.script(examples, correct))
-            rows = evaluate_native(model, tok, {name: examples}, n={name: 1}, temperature=1.0, top_p=1.0,
-                                   max_new_tokens=8, seed=0, chat_template=False, backend="scripted")
+            rows = evaluate_native(
+                model,
+                tok,
+                {name: examples},
+                n={name: 1},
+                temperature=1.0,
+                top_p=1.0,
+                max_new_tokens=8,
+                seed=0,
+                chat_template=False,
+                backend="scripted",
+            )
             avg = summarize(rows)[name]["avg@1"]
             assert avg == pytest.approx(expected), name
             assert abs(avg - 0.5) <= 1 / m or expected == 1.0  # the "50% +- 1 problem"
@@ -77,14 +91,28 @@ def test_scripted_model_native_and_lmeval_agree_exactly(data):
     names, limit, n = list(B.PAPER_BENCHMARKS), 12, 2
     examples = B.load_benchmarks(names, data, limit)
     table = {p: r for exs in examples.values() for p, r in S.script(exs, S.even_index).items()}
-    native = evaluate_native(S.ScriptedModel(table), S.ScriptedTokenizer(), examples, n=dict.fromkeys(names, n),
-                             temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0, chat_template=False,
-                             backend="scripted")
-    metrics, lm_rows = run_lmeval(S.scripted_lm(table), names, data_dir=data, n=n, temperature=1.0, limit=limit)
+    native = evaluate_native(
+        S.ScriptedModel(table),
+        S.ScriptedTokenizer(),
+        examples,
+        n=dict.fromkeys(names, n),
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=8,
+        seed=0,
+        chat_template=False,
+        backend="scripted",
+    )
+    metrics, lm_rows = run_lmeval(
+        S.scripted_lm(table), names, data_dir=data, n=n, temperature=1.0, limit=limit
+    )
     a, b = _by_key(native), _by_key(lm_rows)
     assert a.keys() == b.keys() and len(a) == len(names) * limit * n
     for key in a:
-        assert (a[key]["score_correct"], a[key]["extracted"]) == (b[key]["score_correct"], b[key]["extracted"]), key
+        assert (a[key]["score_correct"], a[key]["extracted"]) == (
+            b[key]["score_correct"],
+            b[key]["extracted"],
+        ), key
     mine = summarize(native)
     for name in names:
         assert mine[name]["avg@2"] == 0.5
@@ -108,7 +136,7 @@ def test_lmeval_string_comparison_difference_on_all_gold(data):
 
 
 def test_tiny_model_both_harnesses_from_a_model_directory(data, tmp_path):
-    from ebpo_bench import tinymodel
+    from ebpo_bench.models import tiny as tinymodel
 
     model_dir = tinymodel.save_tiny(tmp_path / "tiny-model")
     names, limit = list(B.PAPER_BENCHMARKS), 3
@@ -118,7 +146,10 @@ def test_tiny_model_both_harnesses_from_a_model_directory(data, tmp_path):
         out = tmp_path / harness
         summaries[harness] = run_eval(str(model_dir), names, harness=harness, out=out, **kw)
         rows[harness] = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
-        assert json.loads((out / "eval_summary.json").read_text())["benchmarks"] == summaries[harness]["benchmarks"]
+        assert (
+            json.loads((out / "eval_summary.json").read_text())["benchmarks"]
+            == summaries[harness]["benchmarks"]
+        )
         assert len(rows[harness]) == len(names) * limit
         assert {"problem_id", "response", "extracted", "score", "length"} <= rows[harness][0].keys()
     a, b = _by_key(rows["native"]), _by_key(rows["lm-eval"])
@@ -127,7 +158,10 @@ def test_tiny_model_both_harnesses_from_a_model_directory(data, tmp_path):
     # padding numerics (different batch composition), which the random model's scores do not depend on
     assert all(a[k]["score_correct"] == b[k]["score_correct"] for k in a)
     assert sum(a[k]["response"] == b[k]["response"] for k in a) >= 0.8 * len(a)
-    assert summaries["lm-eval"]["lm_eval"]["aime24"]["math_verify"] == summaries["native"]["benchmarks"]["aime24"]["avg@1"]
+    assert (
+        summaries["lm-eval"]["lm_eval"]["aime24"]["math_verify"]
+        == summaries["native"]["benchmarks"]["aime24"]["avg@1"]
+    )
 
 
 def test_run_eval_errors_are_one_line(data, tmp_path):

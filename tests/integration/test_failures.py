@@ -7,21 +7,31 @@ import json
 import pytest
 import torch
 
-from ebpo_bench import losses, runner
-from ebpo_bench.specload import build_experiment
+from ebpo_bench import runner
+from ebpo_bench.config.load import build_experiment
+from ebpo_bench.train import losses
 
 pytestmark = pytest.mark.integration
 
 
 def test_nan_loss_marks_run_failed_and_keeps_checkpoint(tmp_path, monkeypatch, cache_dir):
-    exp = build_experiment({
-        "name": "nan", "seeds": [1],
-        "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
-        "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1], "eval_levels": [1], "eval_per_level": 2},
-        "rollout": {"group_size": 2, "max_new_tokens": 4},
-        "train": {"steps": 6, "prompts_per_step": 2, "mini_batches": 1, "checkpoint_every": 2},
-        "advantage": {"type": "grpo"},
-    })
+    exp = build_experiment(
+        {
+            "name": "nan",
+            "seeds": [1],
+            "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
+            "task": {
+                "type": "synthetic",
+                "topics": ["add"],
+                "train_levels": [1],
+                "eval_levels": [1],
+                "eval_per_level": 2,
+            },
+            "rollout": {"group_size": 2, "max_new_tokens": 4},
+            "train": {"steps": 6, "prompts_per_step": 2, "mini_batches": 1, "checkpoint_every": 2},
+            "advantage": {"type": "grpo"},
+        }
+    )
     real, calls = losses.policy_loss, []
 
     def poisoned(*a, **k):

@@ -16,13 +16,25 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURES = ("mse_vs_group_size", "zero_signal_vs_group_size", "failure_penalty", "learning_success",
-           "learning_entropy", "prior_error")
+FIGURES = (
+    "mse_vs_group_size",
+    "zero_signal_vs_group_size",
+    "failure_penalty",
+    "learning_success",
+    "learning_entropy",
+    "prior_error",
+)
 
 
 def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ebpo_bench", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "ebpo_bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 @pytest.mark.integration
@@ -68,8 +80,13 @@ def test_report_of_all_experiments_keeps_the_lab_report(tmp_path):
 
     lab = load_lab_spec(spec).model_copy(deep=True)
     run_lab(lab, tmp_path / "results", quiet=True)
-    p = subprocess.run([sys.executable, "-m", "ebpo_bench", "report"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "ebpo_bench", "report"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.count("estimator_lab/report.md") == 1, p.stdout
     text = (tmp_path / "reports" / "estimator_lab" / "report.md").read_text()

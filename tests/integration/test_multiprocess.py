@@ -17,24 +17,47 @@ pytestmark = pytest.mark.integration
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 # torchrun-style launch; with no GPU the trainer's Accelerator(cpu=True) joins a gloo process group
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-          "--mixed_precision", "no", "--dynamo_backend", "no"]
+LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+]
 
 
 def _env(tmp: Path) -> dict:
-    return dict(os.environ, PYTHONPATH=str(ROOT), EBPO_BENCH_CACHE=str(tmp / "cache"), HF_HUB_OFFLINE="1",
-                TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
+    return dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        EBPO_BENCH_CACHE=str(tmp / "cache"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+    )
 
 
 def test_two_processes_match_one_process_on_the_gathered_batch(tmp_path):
     sys.path.insert(0, str(HERE))
     import parity_worker as w
 
-    p = subprocess.run([*LAUNCH, str(HERE / "parity_worker.py"), str(tmp_path)], env=_env(tmp_path),
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [*LAUNCH, str(HERE / "parity_worker.py"), str(tmp_path)],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
-    from ebpo_bench import advantages
+    from ebpo_bench import estimators as advantages
 
     for key, (name, opts) in w.ESTIMATORS.items():
         ref = advantages.make(name, **opts)
@@ -49,11 +72,23 @@ def test_two_processes_match_one_process_on_the_gathered_batch(tmp_path):
 
 def _write_spec(tmp_path: Path, name: str, steps: int, checkpoint_every: int) -> Path:
     spec = {
-        "name": name, "seeds": [1],
+        "name": name,
+        "seeds": [1],
         "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}},
-        "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1, 2], "eval_levels": [1], "eval_per_level": 4},
+        "task": {
+            "type": "synthetic",
+            "topics": ["add"],
+            "train_levels": [1, 2],
+            "eval_levels": [1],
+            "eval_per_level": 4,
+        },
         "rollout": {"group_size": 4, "max_new_tokens": 6},
-        "train": {"steps": steps, "prompts_per_step": 4, "mini_batches": 2, "checkpoint_every": checkpoint_every},
+        "train": {
+            "steps": steps,
+            "prompts_per_step": 4,
+            "mini_batches": 2,
+            "checkpoint_every": checkpoint_every,
+        },
         "eval": {"n_samples": 1},
         "advantage": {"type": "ebpo", "prior_scope": "cumulative"},
     }
@@ -64,8 +99,14 @@ def _write_spec(tmp_path: Path, name: str, steps: int, checkpoint_every: int) ->
 
 def test_two_process_training_run_keeps_ranks_in_step(tmp_path):
     path = _write_spec(tmp_path, "mp", steps=3, checkpoint_every=3)
-    p = subprocess.run([*LAUNCH, "-m", "ebpo_bench", "run", str(path), "--quiet", "--results", str(tmp_path / "r")],
-                       cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [*LAUNCH, "-m", "ebpo_bench", "run", str(path), "--quiet", "--results", str(tmp_path / "r")],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     ck = tmp_path / "r/mp/ebpo/seed1/checkpoints/step_000003"
     s0 = torch.load(ck / "estimator_rank0.pt", weights_only=False)
@@ -75,15 +116,23 @@ def test_two_process_training_run_keeps_ranks_in_step(tmp_path):
     assert state["world_size"] == 2
 
 
-CONFIG_LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                 str(ROOT / "configs" / "accelerate" / "cpu_2proc.yaml")]
+CONFIG_LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--config_file",
+    str(ROOT / "configs" / "accelerate" / "cpu_2proc.yaml"),
+]
 
 
 def _rows(path: Path) -> list[dict]:
     import json
 
-    return [{k: v for k, v in json.loads(x).items() if not k.startswith(("time/", "throughput/"))}
-            for x in path.read_text().splitlines() if x.strip()]
+    return [
+        {k: v for k, v in json.loads(x).items() if not k.startswith(("time/", "throughput/"))}
+        for x in path.read_text().splitlines()
+        if x.strip()
+    ]
 
 
 def test_two_process_run_killed_and_resumed_matches_uninterrupted(tmp_path):
@@ -94,14 +143,19 @@ def test_two_process_run_killed_and_resumed_matches_uninterrupted(tmp_path):
     path = _write_spec(tmp_path, "mpk", steps=10, checkpoint_every=2)
     env = _env(tmp_path)
     cmd = lambda res: [*CONFIG_LAUNCH, "-m", "ebpo_bench", "run", str(path), "--quiet", "--results", str(res)]  # noqa: E731
-    p = subprocess.run(cmd(tmp_path / "a"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        cmd(tmp_path / "a"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     run_b = tmp_path / "b" / "mpk" / "ebpo" / "seed1"
-    proc = subprocess.Popen(cmd(tmp_path / "b"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd(tmp_path / "b"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if (run_b / "metrics.jsonl").exists() and len((run_b / "metrics.jsonl").read_text().splitlines()) >= 5:
+        if (run_b / "metrics.jsonl").exists() and len(
+            (run_b / "metrics.jsonl").read_text().splitlines()
+        ) >= 5:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
@@ -115,7 +169,9 @@ def test_two_process_run_killed_and_resumed_matches_uninterrupted(tmp_path):
 
     assert len((run_b / "metrics.jsonl").read_text().splitlines()) < 10
     assert json.loads((run_b / "run.json").read_text())["status"] == "running"
-    p = subprocess.run(cmd(tmp_path / "b"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        cmd(tmp_path / "b"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert "resuming from step" in p.stderr
     run_a = tmp_path / "a" / "mpk" / "ebpo" / "seed1"

@@ -11,22 +11,35 @@ import json
 import pytest
 
 from ebpo_bench import runner
-from ebpo_bench.specload import build_experiment
+from ebpo_bench.config.load import build_experiment
 
 pytestmark = pytest.mark.integration
 
 
 def _exp(train: dict, loss: dict | None = None, model: dict | None = None) -> object:
-    return build_experiment({
-        "name": "switches", "seeds": [3],
-        "model": {"path": "tiny", "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}, **(model or {})},
-        "task": {"type": "synthetic", "topics": ["add"], "train_levels": [3], "eval_levels": [1], "eval_per_level": 2},
-        "rollout": {"group_size": 2, "max_new_tokens": 6},
-        "train": {"steps": 2, "prompts_per_step": 4, "mini_batches": 1, "checkpoint_every": 2, **train},
-        "eval": {"n_samples": 1},
-        "loss": loss or {},
-        "advantage": {"type": "grpo", "normalize_std": False},
-    })
+    return build_experiment(
+        {
+            "name": "switches",
+            "seeds": [3],
+            "model": {
+                "path": "tiny",
+                "tiny": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64},
+                **(model or {}),
+            },
+            "task": {
+                "type": "synthetic",
+                "topics": ["add"],
+                "train_levels": [3],
+                "eval_levels": [1],
+                "eval_per_level": 2,
+            },
+            "rollout": {"group_size": 2, "max_new_tokens": 6},
+            "train": {"steps": 2, "prompts_per_step": 4, "mini_batches": 1, "checkpoint_every": 2, **train},
+            "eval": {"n_samples": 1},
+            "loss": loss or {},
+            "advantage": {"type": "grpo", "normalize_std": False},
+        }
+    )
 
 
 def _metrics(root) -> list[dict]:
@@ -36,7 +49,9 @@ def _metrics(root) -> list[dict]:
 
 def test_dynamic_sampling_retries_then_fills_and_logs(tmp_path, cache_dir):
     exp = _exp({"filter_groups": {"enabled": True, "max_tries": 3}})
-    assert runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path) == {"grpo/seed3": "completed"}
+    assert runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path) == {
+        "grpo/seed3": "completed"
+    }
     for row in _metrics(tmp_path):
         assert row["filter/tries"] == 3  # never enough informative groups: every allowed round was drawn
         assert row["filter/short_groups"] == 4  # the batch was filled with uninformative groups
@@ -67,6 +82,10 @@ def test_gradient_checkpointing_trains_without_the_shared_prefix_paths(tmp_path,
     # transformers drops the KV cache under gradient checkpointing: the sampler and the update must
     # fall back to one forward per row instead of failing
     # (advantages are all 0 on this task; the entropy bonus gives the checkpointed backward a gradient)
-    exp = _exp({"steps": 2, "mini_batches": 2}, loss={"entropy_coef": 0.01}, model={"gradient_checkpointing": True})
-    assert runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path) == {"grpo/seed3": "completed"}
+    exp = _exp(
+        {"steps": 2, "mini_batches": 2}, loss={"entropy_coef": 0.01}, model={"gradient_checkpointing": True}
+    )
+    assert runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path) == {
+        "grpo/seed3": "completed"
+    }
     assert all(row["train/grad_norm"] > 0 for row in _metrics(tmp_path))

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ebpo_bench import curriculum, runner
-from ebpo_bench.profiles import apply_profile
-from ebpo_bench.specload import build_experiment, deep_merge, read_yaml
+from ebpo_bench import runner
+from ebpo_bench.config.load import build_experiment, deep_merge, read_yaml
+from ebpo_bench.config.profiles import apply_profile
+from ebpo_bench.data import orderings as curriculum
 
 pytestmark = pytest.mark.integration
 SPECS = Path(__file__).resolve().parents[2] / "specs"
@@ -31,7 +32,9 @@ def _tiny(name: str, extra: dict) -> object:
 
 def test_curriculum_tiny_prepass_then_training_and_cache_reuse(tmp_path, cache_dir, monkeypatch, shared_data):
     monkeypatch.chdir(tmp_path)
-    exp = _tiny("curriculum", {"data": {"pool_size": 12, "difficulty": {"n_samples": 2, "chunk": 8, "strata": 2}}})
+    exp = _tiny(
+        "curriculum", {"data": {"pool_size": 12, "difficulty": {"n_samples": 2, "chunk": 8, "strata": 2}}}
+    )
     curriculum._REGISTRY.clear()
     [summary] = curriculum.prepare_orderings(exp.runs, tmp_path / "res", log=lambda m: None)
     [cache] = (tmp_path / "res" / "curriculum-tiny" / "_prepass").glob("*.jsonl")
@@ -44,15 +47,19 @@ def test_curriculum_tiny_prepass_then_training_and_cache_reuse(tmp_path, cache_d
     assert cache.stat().st_mtime_ns == stamp  # second call reuses the pre-pass
 
 
-def test_group_size_sweep_tiny_report_has_table2_with_reported_rows(tmp_path, cache_dir, monkeypatch, shared_data):
+def test_group_size_sweep_tiny_report_has_table2_with_reported_rows(
+    tmp_path, cache_dir, monkeypatch, shared_data
+):
     from ebpo_bench.report import build_reports
 
     monkeypatch.chdir(tmp_path)
     exp = _tiny("group_size_sweep", {"grid": {"rollout.group_size": [2, 4]}})
     runs = [r for r in exp.runs if r.arm in ("ebpo", "grpo")]
-    assert set(runner.run_experiment(exp, runs, quiet=True, results_root=tmp_path / "res").values()) == {"completed"}
+    assert set(runner.run_experiment(exp, runs, quiet=True, results_root=tmp_path / "res").values()) == {
+        "completed"
+    }
     paths = build_reports(tmp_path / "res", tmp_path / "res" / exp.name, tmp_path / "rep")
     md = next(Path(p) for p in paths if str(p).endswith(".md")).read_text()
-    pivot = md[md.index("### Table 2: Avg Pass@1"):md.index("### Table 2 (per benchmark)")]
+    pivot = md[md.index("### Table 2: Avg Pass@1") : md.index("### Table 2 (per benchmark)")]
     assert "| ebpo | reproduced |" in pivot and "| G=2 | G=4 | G=8 | G=16 | G=32 |" in pivot
     assert "| EBPO | reported (paper) |" in pivot and "65.54" in pivot  # the paper's G = 8 EBPO average

@@ -26,14 +26,25 @@ def tiny_spec(name: str = "it", **over) -> dict:
         "name": name,
         "seeds": [1],
         # the quickstart's model and warm start: trained once per test session, shared by every test
-        "model": {"path": "tiny", "warm_start": {"steps": 600, "batch_size": 64, "lr": 1e-3, "levels": [1, 2]}},
-        "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1, 2, 3], "eval_levels": [1, 2, 3],
-                 "eval_per_level": 12},
+        "model": {
+            "path": "tiny",
+            "warm_start": {"steps": 600, "batch_size": 64, "lr": 1e-3, "levels": [1, 2]},
+        },
+        "task": {
+            "type": "synthetic",
+            "topics": ["add"],
+            "train_levels": [1, 2, 3],
+            "eval_levels": [1, 2, 3],
+            "eval_per_level": 12,
+        },
         "reward": {"format": "boxed", "timeout_s": 5.0},
         "rollout": {"group_size": 4, "max_new_tokens": 10},
         "train": {"steps": 8, "prompts_per_step": 8, "mini_batches": 2, "lr": 1e-4, "checkpoint_every": 2},
         "eval": {"n_samples": 2},
-        "arms": {"ebpo": {"advantage": {"type": "ebpo", "prior_scope": "cumulative"}}, "grpo": {"advantage": {"type": "grpo"}}},
+        "arms": {
+            "ebpo": {"advantage": {"type": "ebpo", "prior_scope": "cumulative"}},
+            "grpo": {"advantage": {"type": "grpo"}},
+        },
     }
     for k, v in over.items():
         spec[k] = v
@@ -42,8 +53,14 @@ def tiny_spec(name: str = "it", **over) -> dict:
 
 @pytest.fixture(scope="session")
 def env(tmp_path_factory) -> dict:
-    e = dict(os.environ, EBPO_BENCH_CACHE=str(tmp_path_factory.mktemp("cache")), HF_HUB_OFFLINE="1",
-             HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    e = dict(
+        os.environ,
+        EBPO_BENCH_CACHE=str(tmp_path_factory.mktemp("cache")),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+    )
     return e
 
 
@@ -54,8 +71,14 @@ def write(tmp: Path, spec: dict) -> Path:
 
 
 def cli(env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ebpo_bench", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ebpo_bench", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def rows(path: Path) -> list[dict]:
@@ -78,8 +101,18 @@ def test_run_end_to_end_then_skip_refuse_force(tmp_path, env):
         assert rec["status"] == "completed" and rec["spec_hash"] and rec["provenance"]["packages"]["torch"]
         m = rows(d / "metrics.jsonl")
         assert [r["step"] for r in m] == list(range(8))
-        for key in ("train/reward_mean", "train/accuracy", "groups/all_fail_frac", "adv/zero_frac", "train/grad_norm",
-                    "loss/clip_frac_low", "loss/approx_kl_old", "train/lr", "time/rollout", "throughput/tokens_per_s"):
+        for key in (
+            "train/reward_mean",
+            "train/accuracy",
+            "groups/all_fail_frac",
+            "adv/zero_frac",
+            "train/grad_norm",
+            "loss/clip_frac_low",
+            "loss/approx_kl_old",
+            "train/lr",
+            "time/rollout",
+            "throughput/tokens_per_s",
+        ):
             assert key in m[0], key
         ev = rows(d / "eval.jsonl")
         assert {r["benchmark"] for r in ev} == {"level1", "level2", "level3"}
@@ -98,15 +131,23 @@ def test_run_end_to_end_then_skip_refuse_force(tmp_path, env):
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, env):
-    spec = tiny_spec("resume", train={"steps": 12, "prompts_per_step": 8, "mini_batches": 2, "lr": 1e-4, "checkpoint_every": 3})
+    spec = tiny_spec(
+        "resume",
+        train={"steps": 12, "prompts_per_step": 8, "mini_batches": 2, "lr": 1e-4, "checkpoint_every": 3},
+    )
     spec["arms"] = {"ebpo": {"advantage": {"type": "ebpo", "prior_scope": "cumulative"}}}
     path = write(tmp_path, spec)
     a, b = tmp_path / "a", tmp_path / "b"
     p = cli(env, "run", str(path), "--quiet", "--results", str(a))
     assert p.returncode == 0, p.stderr[-2000:]
     metrics_b = b / "resume" / "ebpo" / "seed1" / "metrics.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "ebpo_bench", "run", str(path), "--quiet", "--results", str(b)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ebpo_bench", "run", str(path), "--quiet", "--results", str(b)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if metrics_b.exists() and len(metrics_b.read_text().splitlines()) >= 5:
@@ -129,14 +170,19 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, env):
 
     sa = torch.load(a / "resume/ebpo/seed1/checkpoints/step_000012/state.pt", weights_only=False)
     sb = torch.load(b / "resume/ebpo/seed1/checkpoints/step_000012/state.pt", weights_only=False)
-    assert sa["estimator"] == sb["estimator"] and sa["estimator"], "cumulative EBPO prior must survive the kill"
+    assert sa["estimator"] == sb["estimator"] and sa["estimator"], (
+        "cumulative EBPO prior must survive the kill"
+    )
     ea = json.loads((a / "resume/ebpo/seed1/eval_summary.json").read_text())
     eb = json.loads((b / "resume/ebpo/seed1/eval_summary.json").read_text())
     assert ea == eb
 
 
 def test_reward_goes_up_on_the_tiny_task(tmp_path, env):
-    spec = tiny_spec("learn", train={"steps": 120, "prompts_per_step": 32, "mini_batches": 2, "lr": 1e-4, "checkpoint_every": 120})
+    spec = tiny_spec(
+        "learn",
+        train={"steps": 120, "prompts_per_step": 32, "mini_batches": 2, "lr": 1e-4, "checkpoint_every": 120},
+    )
     spec["arms"] = {"grpo": {"advantage": {"type": "grpo"}}}
     path = write(tmp_path, spec)
     p = cli(env, "run", str(path), "--quiet", "--results", str(tmp_path / "r"))

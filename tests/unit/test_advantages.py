@@ -17,8 +17,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ebpo_bench.advantages import available, make
-from ebpo_bench.estimator_configs import ESTIMATOR_CONFIGS
+from ebpo_bench.config.estimators import ESTIMATOR_CONFIGS
+from ebpo_bench.estimators import available, make
 
 R = torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]])
 L = torch.tensor([[2, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 3]])
@@ -43,8 +43,14 @@ def test_registry_names_did_you_mean_and_unknown_options():
 
 
 def test_bad_option_values_and_shapes_are_rejected():
-    for name, opts in [("ebpo", {"prior_scope": "global"}), ("ebpo", {"var_ddof": 2}), ("ebpo", {"ema_decay": 1.0}),
-                       ("grpo_bn", {"std_of": "tokens"}), ("spo", {"adv_norm": "batch_mean"}), ("spo", {"rho": -0.1})]:
+    for name, opts in [
+        ("ebpo", {"prior_scope": "global"}),
+        ("ebpo", {"var_ddof": 2}),
+        ("ebpo", {"ema_decay": 1.0}),
+        ("grpo_bn", {"std_of": "tokens"}),
+        ("spo", {"adv_norm": "batch_mean"}),
+        ("spo", {"rho": -0.1}),
+    ]:
         with pytest.raises(ValueError):
             make(name, **opts)
     with pytest.raises(ValueError, match="P, G"):
@@ -239,8 +245,13 @@ def test_ebpo_with_zero_shrinkage_is_grpo_bn():
         r = (torch.rand(6, 4, generator=g) < torch.rand(6, 1, generator=g)).float()
         est = make("ebpo", prior_scope="cumulative")
         # a prior whose group means are astronomically spread: tau2 ~ 1e30, so S ~ 1e-31
-        est.load_state_dict({"prior_scope": "cumulative", "rewards": {"count": 0, "mean": 0.0, "m2": 0.0},
-                             "means": {"count": 2, "mean": 0.0, "m2": 1e30}})
+        est.load_state_dict(
+            {
+                "prior_scope": "cumulative",
+                "rewards": {"count": 0, "mean": 0.0, "m2": 0.0},
+                "means": {"count": 2, "mean": 0.0, "m2": 1e30},
+            }
+        )
         adv, m = est(r)
         assert m["ebpo/shrinkage"] < 1e-20
         torch.testing.assert_close(adv, make("grpo_bn")(r)[0], atol=1e-6, rtol=0)
@@ -293,8 +304,9 @@ def test_ema_prior():
     torch.testing.assert_close(e0(b)[0], make("ebpo")(b)[0])
 
 
-@pytest.mark.parametrize("name,opts", [("ebpo", {"prior_scope": "cumulative"}), ("ebpo", {"prior_scope": "ema"}),
-                                       ("spo", {})])
+@pytest.mark.parametrize(
+    "name,opts", [("ebpo", {"prior_scope": "cumulative"}), ("ebpo", {"prior_scope": "ema"}), ("spo", {})]
+)
 def test_state_dict_round_trip(name, opts):
     g = torch.Generator().manual_seed(2)
     batches = [(torch.rand(4, 3, generator=g) < 0.5).float() for _ in range(3)]
@@ -309,7 +321,9 @@ def test_state_dict_round_trip(name, opts):
     assert torch.equal(a, b) and m == n and est.state_dict() == fresh.state_dict()
     if name == "ebpo":  # a state only loads into the scope that wrote it
         with pytest.raises(ValueError, match="prior_scope"):
-            make("ebpo", prior_scope="cumulative" if opts["prior_scope"] == "ema" else "ema").load_state_dict(state)
+            make("ebpo", prior_scope="cumulative" if opts["prior_scope"] == "ema" else "ema").load_state_dict(
+                state
+            )
         with pytest.raises(ValueError):
             make("ebpo").load_state_dict(state)
 
@@ -352,11 +366,25 @@ def reward_batches(draw):
     return r, torch.randint(0, 30, (P, G), generator=g), [f"q{i}" for i in range(P)]
 
 
-ALL = [("grpo", {}), ("grpo", {"normalize_std": False}), ("grpo_bn", {}), ("grpo_bn", {"std_of": "rewards"}),
-       ("rloo", {}), ("ebpo", {}), ("ebpo", {"adv_norm": "batch_mean"}), ("ebpo", {"adv_norm": "none"}),
-       ("ebpo", {"sigma2": "mean_within", "var_ddof": 1}), ("reinforce_pp_baseline", {}),
-       ("reinforce_pp_baseline", {"token_weighted": False}), ("jspo", {}), ("opo", {}), ("spo", {})]
-SHIFT_INVARIANT = [c for c in ALL if c[0] in ("grpo", "grpo_bn", "rloo", "ebpo", "reinforce_pp_baseline", "jspo")]
+ALL = [
+    ("grpo", {}),
+    ("grpo", {"normalize_std": False}),
+    ("grpo_bn", {}),
+    ("grpo_bn", {"std_of": "rewards"}),
+    ("rloo", {}),
+    ("ebpo", {}),
+    ("ebpo", {"adv_norm": "batch_mean"}),
+    ("ebpo", {"adv_norm": "none"}),
+    ("ebpo", {"sigma2": "mean_within", "var_ddof": 1}),
+    ("reinforce_pp_baseline", {}),
+    ("reinforce_pp_baseline", {"token_weighted": False}),
+    ("jspo", {}),
+    ("opo", {}),
+    ("spo", {}),
+]
+SHIFT_INVARIANT = [
+    c for c in ALL if c[0] in ("grpo", "grpo_bn", "rloo", "ebpo", "reinforce_pp_baseline", "jspo")
+]
 PROPS = settings(max_examples=30, deadline=None, derandomize=True)  # same examples on every CI run
 
 
@@ -384,7 +412,12 @@ def test_shift_invariance(batch, c):
 @given(reward_batches(), st.floats(0.5, 4))
 def test_scale_behaviour(batch, k):
     r, lengths, ids = batch
-    for name in ("grpo", "ebpo", "grpo_bn", "reinforce_pp_baseline"):  # invariant up to eps in the denominators
+    for name in (
+        "grpo",
+        "ebpo",
+        "grpo_bn",
+        "reinforce_pp_baseline",
+    ):  # invariant up to eps in the denominators
         a, b = (make(name)(x, lengths=lengths)[0] for x in (r, k * r))
         close(b, a, tol=1e-3, rtol=1e-3, name=name)
     # linear; jspo's lambda keeps an absolute eps, so it is made negligible here

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ebpo_bench.bench.probe import PHASES, PhaseProbe, step_rows
-from ebpo_bench.bench.summary import quantile, render, summarise
+from ebpo_bench.perf.probe import PHASES, PhaseProbe, step_rows
+from ebpo_bench.perf.summary import quantile, render, summarise
 
 
 def _snap(**kw: float) -> dict:
@@ -13,8 +13,11 @@ def _snap(**kw: float) -> dict:
 
 
 def test_step_rows_split_wall_into_phases_and_overhead():
-    marks = [(0.0, _snap()), (1.0, _snap(generation=0.5, compute=0.3, tokens=10)),
-             (3.0, _snap(generation=1.0, compute=1.0, reward=0.2, tokens=30))]
+    marks = [
+        (0.0, _snap()),
+        (1.0, _snap(generation=0.5, compute=0.3, tokens=10)),
+        (3.0, _snap(generation=1.0, compute=1.0, reward=0.2, tokens=30)),
+    ]
     rows = step_rows(marks)
     assert rows[0]["wall"] == 1.0 and rows[0]["overhead"] == pytest.approx(0.2) and rows[0]["tokens"] == 10
     assert rows[1]["generation"] == 0.5 and rows[1]["compute"] == pytest.approx(0.7)
@@ -43,21 +46,43 @@ def test_probe_counts_only_the_outermost_call():
 
 
 def _run(wall: float, overhead: float, rss: float, n: int = 5) -> dict:
-    row = {"wall": wall, "generation": wall / 2, "reward": 0.0, "advantage": 0.0,
-           "compute": wall / 2 - overhead, "overhead": overhead, "tokens": 100.0}
+    row = {
+        "wall": wall,
+        "generation": wall / 2,
+        "reward": 0.0,
+        "advantage": 0.0,
+        "compute": wall / 2 - overhead,
+        "overhead": overhead,
+        "tokens": 100.0,
+    }
     return {"rows": [row] * n, "peak_rss_mb": rss, "threads": 2, "device": "cpu"}
 
 
 def test_targets_report_met_and_missed():
-    raw = {"ours": [_run(1.0, 0.05, 500)], "trl": [_run(2.0, 0.5, 600)],
-           "estimators": [{"estimators": [{"estimator": "ebpo", "P": 512, "G": 32, "median_s": 0.02, "max_s": 0.03},
-                                          {"estimator": "ebpo", "P": 512, "G": 4, "median_s": 0.001, "max_s": 0.001}]}]}
+    raw = {
+        "ours": [_run(1.0, 0.05, 500)],
+        "trl": [_run(2.0, 0.5, 600)],
+        "estimators": [
+            {
+                "estimators": [
+                    {"estimator": "ebpo", "P": 512, "G": 32, "median_s": 0.02, "max_s": 0.03},
+                    {"estimator": "ebpo", "P": 512, "G": 4, "median_s": 0.001, "max_s": 0.001},
+                ]
+            }
+        ],
+    }
     s = summarise(raw, warmup=1)
     assert s["ours"]["steps"] == 4
     verdict = {t["target"].split(" ")[0] + t["target"].split(" ")[1]: t["met"] for t in s["targets"]}
     assert verdict == {"TRLstep": True, "ourpeak": True, "overhead≤": True, "everyestimator": False}
-    md = render({"summary": s, "config": {"spec": "x.yaml", "arm": "grpo", "seed": 1, "warmup": 1, "steps": 4},
-                 "created": "now", "provenance": {"host": "h"}})
+    md = render(
+        {
+            "summary": s,
+            "config": {"spec": "x.yaml", "arm": "grpo", "seed": 1, "warmup": 1, "steps": 4},
+            "created": "now",
+            "provenance": {"host": "h"},
+        }
+    )
     assert "2.00×" in md and "**no**" in md and "| ebpo | 1.000 | 20.000 |" in md
 
 

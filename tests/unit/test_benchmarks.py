@@ -7,17 +7,24 @@ import json
 from pathlib import Path
 
 import pytest
+from doubles import scripted as S
 
-from ebpo_bench import benchmarks as B
-from ebpo_bench import scripted as S
-from ebpo_bench.evalcmd import resolve_settings
-from ebpo_bench.evaluation import evaluate, summarize
-from ebpo_bench.rewards import MathVerifier, canonical_gold, score_one, verify_answer
+from ebpo_bench.data.rewards import MathVerifier, canonical_gold, score_one, verify_answer
+from ebpo_bench.eval import benchmarks as B
+from ebpo_bench.eval.command import resolve_settings
+from ebpo_bench.eval.sampling import evaluate, summarize
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SAMPLE = 30  # problems per benchmark in the unit tests; the integration test checks every record
-COUNTS = {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "olympiadbench": 675, "minerva_math": 272,
-          "gsm8k": 1319}
+COUNTS = {
+    "aime24": 30,
+    "aime25": 30,
+    "amc23": 40,
+    "math500": 500,
+    "olympiadbench": 675,
+    "minerva_math": 272,
+    "gsm8k": 1319,
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +81,18 @@ def test_aime_zero_padded_gold_equals_the_integer(shared_data):
     assert not score_one("\\boxed{250}", "025")
 
 
-@pytest.mark.parametrize("raw,gold", [("025", "25"), ("073", "73"), ("0", "0"), (27.0, "27"), ("-007", "-7"),
-                                      ("3.5", "3.5"), ("\\frac{1}{2}", "\\frac{1}{2}")])
+@pytest.mark.parametrize(
+    "raw,gold",
+    [
+        ("025", "25"),
+        ("073", "73"),
+        ("0", "0"),
+        (27.0, "27"),
+        ("-007", "-7"),
+        ("3.5", "3.5"),
+        ("\\frac{1}{2}", "\\frac{1}{2}"),
+    ],
+)
 def test_integer_gold(raw, gold):
     assert B.integer_gold(raw) == gold
 
@@ -117,8 +134,21 @@ def test_wrong_answer_matches_no_gold(shared_data):
 
 def _scripted_avg(examples, correct, verifier, style="boxed") -> float:
     model, tok = S.ScriptedModel(S.script(examples, correct, style)), S.ScriptedTokenizer()
-    rows = evaluate(model, tok, {"b": examples}, verifier=verifier, n=2, temperature=1.0, top_p=1.0,
-                    max_new_tokens=8, seed=0, chat_template=False, keep_text=True, step=0, backend="scripted")
+    rows = evaluate(
+        model,
+        tok,
+        {"b": examples},
+        verifier=verifier,
+        n=2,
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=8,
+        seed=0,
+        chat_template=False,
+        keep_text=True,
+        step=0,
+        backend="scripted",
+    )
     assert len(rows) == 2 * len(examples)
     return summarize(rows)["b"]["avg@2"]
 
@@ -177,24 +207,34 @@ def test_ls_lines_mark_missing_files(tmp_path, shared_data):
 
 
 def test_generated_lmeval_tasks(tmp_path, shared_data):
-    from ebpo_bench import lmeval
+    from ebpo_bench.eval import lmeval
 
-    names = lmeval.write_tasks(["aime24", "olympiadbench"], tmp_path, data_dir=shared_data, n={"aime24": 3,
-                               "olympiadbench": 1}, temperature=0.6, top_p=0.95, max_gen_toks=64)
+    names = lmeval.write_tasks(
+        ["aime24", "olympiadbench"],
+        tmp_path,
+        data_dir=shared_data,
+        n={"aime24": 3, "olympiadbench": 1},
+        temperature=0.6,
+        top_p=0.95,
+        max_gen_toks=64,
+    )
     assert names == {"aime24": "ebpo_aime24", "olympiadbench": "ebpo_olympiadbench"}
     text = (tmp_path / "ebpo_aime24.yaml").read_text()
     assert f"test: {shared_data.resolve() / 'aime24' / 'test.jsonl'}" in text
     assert "repeats: 3" in text and "k: 3" in text and "do_sample: true" in text and "top_p: 0.95" in text
     assert "process_results: !function ebpo_utils.process_results_with_exact_match" in text
     assert "exact_match" not in (tmp_path / "ebpo_olympiadbench.yaml").read_text().split("process_docs")[0]
-    assert "docs_olympiadbench = make_process_docs('olympiadbench', 'boxed')" in (tmp_path / "ebpo_utils.py").read_text()
+    assert (
+        "docs_olympiadbench = make_process_docs('olympiadbench', 'boxed')"
+        in (tmp_path / "ebpo_utils.py").read_text()
+    )
 
 
 def test_lmeval_docs_match_native_examples(shared_data):
     """process_docs gives lm-eval the very prompts and golds of the native harness."""
     import datasets
 
-    from ebpo_bench import lmeval
+    from ebpo_bench.eval import lmeval
 
     path = shared_data / "amc23" / "test.jsonl"
     raw = datasets.Dataset.from_list([json.loads(line) for line in path.read_text().splitlines()[:5]])
@@ -205,7 +245,7 @@ def test_lmeval_docs_match_native_examples(shared_data):
 
 
 def test_lmeval_metrics_show_the_string_comparison_difference():
-    from ebpo_bench import lmeval
+    from ebpo_bench.eval import lmeval
 
     doc = {"answer": "25", "raw_answer": "025", "grade_format": "auto"}
     right, wrong = S.respond("25"), S.respond("26")

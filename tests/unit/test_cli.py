@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ebpo_bench", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ebpo_bench", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 NO_TORCH = (
@@ -26,11 +28,24 @@ NO_TORCH = (
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["validate", "specs/quickstart.yaml", "specs/group_size_sweep.yaml"], ["ls"], ["ls", "estimators"],
-     ["run", "specs/quickstart.yaml", "--dry-run"], ["run", "--help"], ["report", "--help"]],
+    [
+        ["--help"],
+        ["validate", "specs/quickstart.yaml", "specs/group_size_sweep.yaml"],
+        ["ls"],
+        ["ls", "estimators"],
+        ["run", "specs/quickstart.yaml", "--dry-run"],
+        ["run", "--help"],
+        ["report", "--help"],
+    ],
 )
 def test_fast_commands_do_not_import_torch(args):
-    p = subprocess.run([sys.executable, "-c", NO_TORCH.format(args=args)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", NO_TORCH.format(args=args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     assert "EXIT 0" in p.stdout
 
@@ -46,7 +61,11 @@ def test_validate_ok_and_dry_run_prints_runs_and_resolved_spec():
     assert p.returncode == 0, p.stderr
     p = cli("run", "specs/group_size_sweep.yaml", "--dry-run", "--arm", "ebpo")
     assert p.returncode == 0, p.stderr
-    assert "ebpo/G2/seed1" in p.stdout and "ebpo/G32/seed3" in p.stdout and "dapo/" not in p.stdout.split("# resolved")[0]
+    assert (
+        "ebpo/G2/seed1" in p.stdout
+        and "ebpo/G32/seed3" in p.stdout
+        and "dapo/" not in p.stdout.split("# resolved")[0]
+    )
     assert "prior_scope: batch" in p.stdout
 
 
@@ -61,12 +80,15 @@ def test_malformed_spec_exits_2_with_one_message(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "specs/quickstart.yaml", "--arm", "ebp", "--dry-run"], "Did you mean 'ebpo'"),
-    (["run", "specs/quickstart.yaml", "--seed", "9", "--dry-run"], "seed 9"),
-    (["ls", "estimatrs"], "Did you mean 'estimators'"),
-    (["validate", "missing.yaml"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "specs/quickstart.yaml", "--arm", "ebp", "--dry-run"], "Did you mean 'ebpo'"),
+        (["run", "specs/quickstart.yaml", "--seed", "9", "--dry-run"], "seed 9"),
+        (["ls", "estimatrs"], "Did you mean 'estimators'"),
+        (["validate", "missing.yaml"], "no such file"),
+    ],
+)
 def test_bad_arguments_exit_2(args, needle):
     p = cli(*args)
     assert p.returncode == 2

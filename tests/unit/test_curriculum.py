@@ -1,4 +1,4 @@
-"""Data orderings (ebpo_bench/curriculum.py, datastream.PromptSource): order, strata, topics, pre-pass cache."""
+"""Data orderings (ebpo_bench/data/orderings.py, datastream.PromptSource): order, strata, topics, pre-pass cache."""
 
 from __future__ import annotations
 
@@ -7,14 +7,21 @@ import json
 import numpy as np
 import pytest
 
-from ebpo_bench import curriculum
-from ebpo_bench.curriculum import (
-    difficulty_order, kmeans, hashed_ngrams, read_pass_rates, run_prepass, strata_of, stratum_histogram, topic_order,
+from ebpo_bench.config.spec import DataConfig, FileTaskConfig, SyntheticTaskConfig
+from ebpo_bench.data import orderings as curriculum
+from ebpo_bench.data.orderings import (
+    difficulty_order,
+    hashed_ngrams,
+    kmeans,
+    read_pass_rates,
+    run_prepass,
+    strata_of,
+    stratum_histogram,
+    topic_order,
 )
-from ebpo_bench.datastream import PromptSource, synthetic_pool
+from ebpo_bench.data.stream import PromptSource, synthetic_pool
+from ebpo_bench.data.tasks import Example
 from ebpo_bench.rollout import RolloutBatch
-from ebpo_bench.spec import DataConfig, FileTaskConfig, SyntheticTaskConfig
-from ebpo_bench.tasks import Example
 
 
 def test_difficulty_order_is_a_stable_descending_sort():
@@ -51,8 +58,14 @@ def test_topic_order_makes_labels_contiguous():
 
 
 def test_kmeans_on_hashed_ngrams_separates_two_obvious_topics():
-    texts = ["integral of x squared dx", "integral of sin x dx", "integral of cos x dx",
-             "triangle angle sum degrees", "triangle side lengths angle", "isosceles triangle angle"]
+    texts = [
+        "integral of x squared dx",
+        "integral of sin x dx",
+        "integral of cos x dx",
+        "triangle angle sum degrees",
+        "triangle side lengths angle",
+        "isosceles triangle angle",
+    ]
     ids = kmeans(hashed_ngrams(texts), 2, seed=0)
     assert len(set(ids[:3])) == 1 and len(set(ids[3:])) == 1 and ids[0] != ids[3]
 
@@ -74,8 +87,11 @@ class _Scripted:
 
     def generate(self, prompts, params, *, seed=None):
         _Scripted.calls.append(len(prompts))
-        texts = [f"\\boxed{{{self.quota[tuple(p)][1] if k < self.quota[tuple(p)][0] else 'x'}}}"
-                 for p in prompts for k in range(params.n)]
+        texts = [
+            f"\\boxed{{{self.quota[tuple(p)][1] if k < self.quota[tuple(p)][0] else 'x'}}}"
+            for p in prompts
+            for k in range(params.n)
+        ]
         return RolloutBatch(None, None, None, None, None, None, None, texts)
 
 
@@ -97,7 +113,15 @@ def test_prepass_pass_rates_cache_and_resume(tmp_path, monkeypatch):
     monkeypatch.setattr("ebpo_bench.rollout.make_backend", lambda name, m, t: _Scripted(quota))
     _Scripted.calls = []
     cache = tmp_path / "p.jsonl"
-    kw = dict(n_samples=4, temperature=1.0, max_new_tokens=8, fmt="boxed", scale="zero_one", chunk=2, log=lambda m: None)
+    kw = dict(
+        n_samples=4,
+        temperature=1.0,
+        max_new_tokens=8,
+        fmt="boxed",
+        scale="zero_one",
+        chunk=2,
+        log=lambda m: None,
+    )
     rates = run_prepass(pool, _Model(), _Tok(), cache, **kw)
     assert rates == {"0": 0.0, "1": 0.25, "2": 0.5, "3": 0.75, "4": 1.0}
     assert _Scripted.calls == [2, 2, 1]  # chunks of 2 prompts
@@ -111,13 +135,24 @@ def test_prepass_pass_rates_cache_and_resume(tmp_path, monkeypatch):
 
 
 def test_prepass_runs_on_the_real_tiny_model(tmp_path):
-    from ebpo_bench import tinymodel
+    from ebpo_bench.models import tiny as tinymodel
 
     tok = tinymodel.build_tokenizer()
     model = tinymodel.build_model(tok, layers=1, hidden=16, heads=2, intermediate=32, seed=0)
     pool = synthetic_pool(SyntheticTaskConfig(topics=["add"], train_levels=[1]), DataConfig(pool_size=6))
-    rates = run_prepass(pool, model, tok, tmp_path / "p.jsonl", n_samples=2, temperature=1.0, max_new_tokens=4,
-                        fmt="boxed", scale="zero_one", chunk=4, log=lambda m: None)
+    rates = run_prepass(
+        pool,
+        model,
+        tok,
+        tmp_path / "p.jsonl",
+        n_samples=2,
+        temperature=1.0,
+        max_new_tokens=4,
+        fmt="boxed",
+        scale="zero_one",
+        chunk=4,
+        log=lambda m: None,
+    )
     assert set(rates) == {e.id for e in pool} and all(r in (0.0, 0.5, 1.0) for r in rates.values())
     assert len(read_pass_rates(tmp_path / "p.jsonl")) == len(pool)
 
@@ -136,12 +171,16 @@ def test_prompt_source_difficulty_order_from_given_pass_rates():
     assert got == sorted(got, reverse=True)
     resumed = PromptSource(task, data, seed=1, pass_rates=rates)
     resumed.load_state_dict({"cursor": 8})
-    assert [e.id for e in resumed.next(4)] == [e.id for e in _drain(PromptSource(task, data, 1, pass_rates=rates), 3)][8:]
+    assert [e.id for e in resumed.next(4)] == [
+        e.id for e in _drain(PromptSource(task, data, 1, pass_rates=rates), 3)
+    ][8:]
 
 
 def test_prompt_source_level_proxy_and_topic_blocks():
     task = SyntheticTaskConfig(topics=["add", "sub", "mul"], train_levels=[1, 2, 3])
-    lv = PromptSource(task, DataConfig(order="difficulty", pool_size=60, difficulty={"estimator": "level"}), seed=0)
+    lv = PromptSource(
+        task, DataConfig(order="difficulty", pool_size=60, difficulty={"estimator": "level"}), seed=0
+    )
     levels = [e.level for e in _drain(lv, 5)]
     assert levels == sorted(levels)
     tp = PromptSource(task, DataConfig(order="topic", pool_size=60), seed=0)
@@ -151,7 +190,11 @@ def test_prompt_source_level_proxy_and_topic_blocks():
 
 def test_topic_labels_from_a_file_field(tmp_path):
     path = tmp_path / "d.jsonl"
-    path.write_text("".join(json.dumps({"problem": f"p{i}", "answer": str(i), "dom": "ab"[i % 2]}) + "\n" for i in range(6)))
+    path.write_text(
+        "".join(
+            json.dumps({"problem": f"p{i}", "answer": str(i), "dom": "ab"[i % 2]}) + "\n" for i in range(6)
+        )
+    )
     task = FileTaskConfig(path=str(path), template="raw")
     src = PromptSource(task, DataConfig(order="topic", topic={"field": "dom"}), seed=0)
     seq = [int(e.answer) % 2 for e in src.next(6)]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ebpo_bench import losses, tinymodel
-from ebpo_bench.logprobs import response_logprobs
+from ebpo_bench.models import tiny as tinymodel
 from ebpo_bench.rollout import SamplingParams, make_backend
+from ebpo_bench.train import losses
+from ebpo_bench.train.logprobs import response_logprobs
 
 
 @pytest.fixture(scope="module")

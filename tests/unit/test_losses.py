@@ -1,4 +1,4 @@
-"""Unit tests for ebpo_bench/losses.py: every expected number below was derived by hand."""
+"""Unit tests for ebpo_bench/train/losses.py: every expected number below was derived by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ebpo_bench import losses
+from ebpo_bench.train import losses
 
 D = torch.float64
 LN2 = math.log(2.0)
@@ -18,7 +18,9 @@ def t(x) -> torch.Tensor:
 
 
 def close(actual, expected, tol=1e-9) -> None:
-    torch.testing.assert_close(torch.as_tensor(actual, dtype=D), torch.as_tensor(expected, dtype=D), atol=tol, rtol=0)
+    torch.testing.assert_close(
+        torch.as_tensor(actual, dtype=D), torch.as_tensor(expected, dtype=D), atol=tol, rtol=0
+    )
 
 
 def tokens_with_ratio(ratios):
@@ -205,8 +207,17 @@ def test_stats_are_detached_scalars():
     logp, old = tokens_with_ratio([1.3, 0.7])
     ent = t([[0.4], [0.6]])
     _, st = losses.policy_loss(logp, old, t([1.0, -1.0]), torch.ones(2, 1, dtype=D), entropy=ent)
-    expected = {"pg_loss", "kl", "entropy", "clip_frac_low", "clip_frac_high", "dual_clip_frac",
-                "approx_kl_old", "ratio_mean", "ratio_max"}
+    expected = {
+        "pg_loss",
+        "kl",
+        "entropy",
+        "clip_frac_low",
+        "clip_frac_high",
+        "dual_clip_frac",
+        "approx_kl_old",
+        "ratio_mean",
+        "ratio_max",
+    }
     assert set(st) == expected
     for v in st.values():
         assert v.dim() == 0 and not v.requires_grad
@@ -325,7 +336,9 @@ def test_token_logprobs_matches_naive_reference():
     tokens = torch.tensor([[0, 4, 2], [3, 3, 1]])
     got = losses.token_logprobs(logits, tokens)
     probs = torch.softmax(logits, dim=-1)
-    naive = torch.stack([torch.stack([torch.log(probs[b, s, tokens[b, s]]) for s in range(3)]) for b in range(2)])
+    naive = torch.stack(
+        [torch.stack([torch.log(probs[b, s, tokens[b, s]]) for s in range(3)]) for b in range(2)]
+    )
     close(got, naive, tol=1e-12)
     # logits (0, ln3): p(token 1) = 3/4
     close(losses.token_logprobs(torch.log(t([[[1.0, 3.0]]])), torch.tensor([[1]])), [[math.log(0.75)]])

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ebpo_bench.evaluation import ks_for, maj_correct, pass_at_k, summarize
+from ebpo_bench.eval.sampling import ks_for, maj_correct, pass_at_k, summarize
 
 
 @pytest.mark.parametrize(
@@ -69,8 +69,10 @@ def test_maj_correct(answers, correct, expected):
 
 
 def _rows(problem: str, answers: list[str | None], gold: str) -> list[dict]:
-    return [{"benchmark": "b", "problem_id": problem, "sample": i, "extracted": a, "score_correct": a == gold}
-            for i, a in enumerate(answers)]
+    return [
+        {"benchmark": "b", "problem_id": problem, "sample": i, "extracted": a, "score_correct": a == gold}
+        for i, a in enumerate(answers)
+    ]
 
 
 def test_summarize_by_hand():

@@ -1,4 +1,4 @@
-"""Scale profiles (ebpo_bench/profiles.py), the shipped paper specs, and the dry run's GPU-hour estimate."""
+"""Scale profiles (ebpo_bench/config/profiles.py), the shipped paper specs, and the dry run's GPU-hour estimate."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ebpo_bench.profiles import apply_profile, estimate_lines, gpu_hours, model_billions
-from ebpo_bench.specload import SpecError, load_experiment, read_yaml
+from ebpo_bench.config.load import SpecError, load_experiment, read_yaml
+from ebpo_bench.config.profiles import apply_profile, estimate_lines, gpu_hours, model_billions
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 PAPER_SPECS = ["paper_table1", "group_size_sweep", "topic_ablation", "curriculum"]
@@ -21,8 +21,14 @@ RAW = {
         "b": {"model": {"path": "Qwen/Qwen3-14B"}, "train": {"filter_groups": {"enabled": True}}},
         "c": {"advantage": {"type": "grpo"}},
     },
-    "profiles": {"tiny": {"model": {"path": "tiny"}, "train": {"steps": 5}, "arms": {"b": {"train": {"steps": 7}}},
-                          "drop_arms": ["c"]}},
+    "profiles": {
+        "tiny": {
+            "model": {"path": "tiny"},
+            "train": {"steps": 5},
+            "arms": {"b": {"train": {"steps": 7}}},
+            "drop_arms": ["c"],
+        }
+    },
 }
 
 
@@ -65,9 +71,23 @@ def test_table1_and_sweep_carry_the_paper_settings():
     t1 = load_experiment(SPECS / "paper_table1.yaml")
     assert sorted(t1.arms()) == ["dapo", "drgrpo", "ebpo", "grpo"]
     for r in t1.runs:
-        assert (r.rollout.group_size, r.train.prompts_per_step, r.train.mini_batches, r.train.lr) == (4, 512, 4, 1e-6)
-        assert (r.loss.clip_low, r.loss.clip_c, r.loss.kl_coef, r.loss.kl_estimator) == (0.2, 3.0, 0.001, "k3")
-        assert r.reward.scale == "plus_minus_one" and r.task.template == "dapo" and r.eval.max_new_tokens == 20480
+        assert (r.rollout.group_size, r.train.prompts_per_step, r.train.mini_batches, r.train.lr) == (
+            4,
+            512,
+            4,
+            1e-6,
+        )
+        assert (r.loss.clip_low, r.loss.clip_c, r.loss.kl_coef, r.loss.kl_estimator) == (
+            0.2,
+            3.0,
+            0.001,
+            "k3",
+        )
+        assert (
+            r.reward.scale == "plus_minus_one"
+            and r.task.template == "dapo"
+            and r.eval.max_new_tokens == 20480
+        )
     sweep = load_experiment(SPECS / "group_size_sweep.yaml")
     assert sorted({r.rollout.group_size for r in sweep.runs}) == [2, 4, 8, 16, 32]
     tiny = load_experiment(SPECS / "group_size_sweep.yaml", profile="tiny")

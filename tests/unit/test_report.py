@@ -18,10 +18,24 @@ from ebpo_bench.report.tables import REPORTED, REPRODUCED, analyse, load_paper, 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def write_run(exp: Path, arm: str, seed: int, scores: dict[str, list[list[int]]] | None, *, g: int | None = None,
-              steps: int = 10, eval_step: int | None = None, status: str = "completed", paper_table: str | None = None,
-              order: str = "shuffle", model: str = "tiny", run_json: bool = True, spec: bool = True,
-              metric_steps: int = 6, description: str = "Does EBPO beat GRPO?") -> Path:
+def write_run(
+    exp: Path,
+    arm: str,
+    seed: int,
+    scores: dict[str, list[list[int]]] | None,
+    *,
+    g: int | None = None,
+    steps: int = 10,
+    eval_step: int | None = None,
+    status: str = "completed",
+    paper_table: str | None = None,
+    order: str = "shuffle",
+    model: str = "tiny",
+    run_json: bool = True,
+    spec: bool = True,
+    metric_steps: int = 6,
+    description: str = "Does EBPO beat GRPO?",
+) -> Path:
     """One run folder: spec.resolved.yaml, run.json, metrics.jsonl and eval.jsonl.
 
     ``scores`` maps a benchmark to a (problems x samples) 0/1 matrix written at ``eval_step``
@@ -34,22 +48,49 @@ def write_run(exp: Path, arm: str, seed: int, scores: dict[str, list[list[int]]]
     benches = sorted(scores or {})
     levels = [int(b[5:]) for b in benches if b.startswith("level")]
     if spec:
-        s = {"name": exp.name, "description": description, "paper_table": paper_table, "model": {"path": model},
-             "task": {"type": "synthetic" if levels else "hf", "eval_levels": levels}, "data": {"order": order},
-             "rollout": {"group_size": g or 4}, "train": {"steps": steps}, "advantage": {"type": arm.split("-")[0]},
-             "eval": {"n_samples": len(next(iter(scores.values()))[0]) if scores else 4},
-             "seed": seed, "arm": arm, "run_id": rid, "axes": axes}
+        s = {
+            "name": exp.name,
+            "description": description,
+            "paper_table": paper_table,
+            "model": {"path": model},
+            "task": {"type": "synthetic" if levels else "hf", "eval_levels": levels},
+            "data": {"order": order},
+            "rollout": {"group_size": g or 4},
+            "train": {"steps": steps},
+            "advantage": {"type": arm.split("-")[0]},
+            "eval": {"n_samples": len(next(iter(scores.values()))[0]) if scores else 4},
+            "seed": seed,
+            "arm": arm,
+            "run_id": rid,
+            "axes": axes,
+        }
         (d / "spec.resolved.yaml").write_text(yaml.safe_dump(s))
     if run_json:
-        rec = {"status": status, "spec_hash": f"h-{arm}-{g}-{seed}", "run_id": rid, "arm": arm, "seed": seed,
-               "axes": axes, "experiment": exp.name, "estimator": arm.split("-")[0], "device": "cpu",
-               "error": "loss diverged at step 5" if status == "failed" else None,
-               "provenance": {"git": {"commit": "abc123def4567", "dirty": False}, "packages": {"pandas": "2.2"},
-                              "python": "3.12"}}
+        rec = {
+            "status": status,
+            "spec_hash": f"h-{arm}-{g}-{seed}",
+            "run_id": rid,
+            "arm": arm,
+            "seed": seed,
+            "axes": axes,
+            "experiment": exp.name,
+            "estimator": arm.split("-")[0],
+            "device": "cpu",
+            "error": "loss diverged at step 5" if status == "failed" else None,
+            "provenance": {
+                "git": {"commit": "abc123def4567", "dirty": False},
+                "packages": {"pandas": "2.2"},
+                "python": "3.12",
+            },
+        }
         (d / "run.json").write_text(json.dumps(rec))
     with open(d / "metrics.jsonl", "w") as f:
         for step in range(1, metric_steps + 1):
-            row = {"step": step, "train/reward_mean": 0.1 * step + 0.01 * seed, "groups/all_fail_frac": 0.5 / step}
+            row = {
+                "step": step,
+                "train/reward_mean": 0.1 * step + 0.01 * seed,
+                "groups/all_fail_frac": 0.5 / step,
+            }
             if arm.startswith("ebpo"):
                 row["ebpo/shrinkage"] = 0.3
             f.write(json.dumps(row) + "\n")
@@ -58,13 +99,26 @@ def write_run(exp: Path, arm: str, seed: int, scores: dict[str, list[list[int]]]
             for b in benches:
                 for p, samples in enumerate(scores[b]):
                     for i, ok in enumerate(samples):
-                        f.write(json.dumps({"step": eval_step or steps, "benchmark": b, "problem_id": f"{b}-{p}",
-                                            "sample": i, "extracted": "1", "score": float(ok),
-                                            "score_correct": bool(ok)}) + "\n")
+                        f.write(
+                            json.dumps(
+                                {
+                                    "step": eval_step or steps,
+                                    "benchmark": b,
+                                    "problem_id": f"{b}-{p}",
+                                    "sample": i,
+                                    "extracted": "1",
+                                    "score": float(ok),
+                                    "score_correct": bool(ok),
+                                }
+                            )
+                            + "\n"
+                        )
     return d
 
 
-def random_scores(rng: np.random.Generator, benches: list[str], p: float, problems: int = 6, n: int = 4) -> dict:
+def random_scores(
+    rng: np.random.Generator, benches: list[str], p: float, problems: int = 6, n: int = 4
+) -> dict:
     """Random 0/1 (problems x n) matrices with success rate p, one per benchmark."""
     return {b: (rng.random((problems, n)) < p).astype(int).tolist() for b in benches}
 
@@ -157,7 +211,9 @@ def test_broken_runs_are_loaded_as_far_as_valid_and_flagged(tmp_path):
         with open(torn / name, "a") as f:
             f.write('{"step": 10, "benchmark": "lev')
     with open(torn / "eval.jsonl", "a") as f:
-        f.write("\n" + json.dumps({"step": 10, "benchmark": "level1", "sample": 0, "score_correct": True}) + "\n")
+        f.write(
+            "\n" + json.dumps({"step": 10, "benchmark": "level1", "sample": 0, "score_correct": True}) + "\n"
+        )
     bad = write_run(exp, "dapo", 1, None, spec=False)
     (bad / "run.json").write_text("{not json")
     (exp / "ebpo/seed1/checkpoints/step10").mkdir(parents=True)
@@ -169,10 +225,14 @@ def test_broken_runs_are_loaded_as_far_as_valid_and_flagged(tmp_path):
     flags = {k: "; ".join(v) for k, v in runs["flags"].items()}
     assert "run.json missing" in flags["grpo/seed3"] and runs.loc["grpo/seed3", "in_tables"]
     assert "status failed: loss diverged at step 5" in flags["ebpo/seed2"]
-    assert "last evaluation at step 5 of 10" in flags["ebpo/seed2"] and not runs.loc["ebpo/seed2", "in_tables"]
+    assert (
+        "last evaluation at step 5 of 10" in flags["ebpo/seed2"] and not runs.loc["ebpo/seed2", "in_tables"]
+    )
     assert "metrics.jsonl: 1 unreadable line(s)" in flags["ebpo/seed3"]
     assert "eval.jsonl: 2 unreadable or invalid row(s)" in flags["ebpo/seed3"]  # torn line + no problem_id
-    assert "run.json unreadable" in flags["dapo/seed1"] and "spec.resolved.yaml missing" in flags["dapo/seed1"]
+    assert (
+        "run.json unreadable" in flags["dapo/seed1"] and "spec.resolved.yaml missing" in flags["dapo/seed1"]
+    )
     assert "no evaluation rows" in flags["dapo/seed1"]
     assert set(data.metrics.loc[data.metrics["run_id"] == "ebpo/seed3", "step"]) == set(range(1, 7))
     a = analyse(data)
@@ -195,8 +255,15 @@ def test_table2_layout_with_reported_rows_never_invents_ebpo_cells(tmp_path):
     for arm in ("grpo", "ebpo", "dapo"):
         for g in (4, 8):
             for seed in (1, 2):
-                write_run(exp, arm, seed, random_scores(rng, benches, 0.5), g=g, paper_table="table2",
-                          model="Qwen/Qwen3-8B")
+                write_run(
+                    exp,
+                    arm,
+                    seed,
+                    random_scores(rng, benches, 0.5),
+                    g=g,
+                    paper_table="table2",
+                    model="Qwen/Qwen3-8B",
+                )
     a = analyse(load_experiment(exp))
     assert a.layout == "table2" and a.avg_over == ["math500", "aime24"]
     keys = [t.key for t in a.tables]
@@ -226,8 +293,14 @@ def test_table1_reported_rows_beside_reproduced_with_bold_and_marks(tmp_path):
     a = analyse(load_experiment(exp))
     t = a.tables[0]
     assert [(r.label, r.source) for r in t.rows] == [
-        ("grpo", REPRODUCED), ("GRPO", REPORTED), ("ebpo", REPRODUCED), ("EBPO-topic", REPORTED),
-        ("Dr GRPO", REPORTED), ("DAPO", REPORTED), ("EntropyMech", REPORTED)]
+        ("grpo", REPRODUCED),
+        ("GRPO", REPORTED),
+        ("ebpo", REPRODUCED),
+        ("EBPO-topic", REPORTED),
+        ("Dr GRPO", REPORTED),
+        ("DAPO", REPORTED),
+        ("EntropyMech", REPORTED),
+    ]
     md = to_markdown(t)
     assert "**89.53**" in md and "**76.80**\u2020" in md  # best reported AMC23 / MATH-500
     assert "| GRPO | reported (paper) | 65.60 | 50.21 | 42.29 | **89.53** | 45.99 | 58.72 |" in md
@@ -237,9 +310,17 @@ def test_table1_reported_rows_beside_reproduced_with_bold_and_marks(tmp_path):
 def test_table3_layout_and_synthetic_levels_drop_paper_rows(tmp_path):
     rng = np.random.default_rng(4)
     for seed in (1, 2):
-        write_run(tmp_path / "abl", "ebpo-topic", seed, random_scores(rng, ["aime25"], 0.5), paper_table="table3",
-                  order="fixed")
-        write_run(tmp_path / "abl", "ebpo-naive", seed, random_scores(rng, ["aime25"], 0.5), paper_table="table3")
+        write_run(
+            tmp_path / "abl",
+            "ebpo-topic",
+            seed,
+            random_scores(rng, ["aime25"], 0.5),
+            paper_table="table3",
+            order="fixed",
+        )
+        write_run(
+            tmp_path / "abl", "ebpo-naive", seed, random_scores(rng, ["aime25"], 0.5), paper_table="table3"
+        )
         write_run(tmp_path / "syn", "grpo", seed, random_scores(rng, ["level1"], 0.5), paper_table="table1")
     a = analyse(load_experiment(tmp_path / "abl"), reference="ebpo-naive")
     t = a.tables[0]
@@ -282,7 +363,10 @@ def test_build_all_writes_reports_figures_and_index_reproducibly(tmp_path):
     assert "![training curves](figures/training_curves.png)" in report
     assert "Table 2: Avg Pass@1 (%) by group size G" in report and "Provenance" in report
     assert "abc123def456 (8 runs)" in report
-    assert "ebpo (G=2) - grpo (G=2) on Avg: " in report and "The claim that ebpo beats grpo on average " in report
+    assert (
+        "ebpo (G=2) - grpo (G=2) on Avg: " in report
+        and "The claim that ebpo beats grpo on average " in report
+    )
     assert (out / "gs/tables/table2.tex").read_text().startswith("\\begin{tabular}")
     one = paths[1].read_text()
     assert "(n=1)" in one and "Some cells rest on fewer than 3 seeds" in one

@@ -92,7 +92,9 @@ def test_pass_at_k_hand_values():
 
 
 # ---------------------------------------------------------------- rates over repeated draws
-def _draw(rng: np.random.Generator, effect: float, seeds: int = 5, problems: int = 250, n: int = 4) -> np.ndarray:
+def _draw(
+    rng: np.random.Generator, effect: float, seeds: int = 5, problems: int = 250, n: int = 4
+) -> np.ndarray:
     """Per-problem Pass@1 (pp) differences of two arms sharing problems and seeds, shape (S, P).
 
     Each training run (arm, seed) gets its own skill offset (sd 1 pp), every problem its difficulty,

@@ -1,4 +1,4 @@
-"""Tests for ebpo_bench.rewards: extraction, gold handling, math-verify equivalences and the worker pool.
+"""Tests for ebpo_bench.data.rewards: extraction, gold handling, math-verify equivalences and the worker pool.
 
 One MathVerifier (2 workers, timeout_s=2) is shared by the module because spawning workers costs seconds.
 The elapsed-time checks around pathological answers are hang guards (timeout_s + 20 s), not performance tests.
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ebpo_bench.rewards import (
+from ebpo_bench.data.rewards import (
     MathVerifier,
     RewardResult,
     canonical_gold,
@@ -180,7 +180,14 @@ def test_verifier_batch(verifier):
     results = verifier.score(completions, golds)
     assert [r.score for r in results] == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
     assert [r.reason for r in results] == [
-        "correct", "correct", "wrong", "no_answer", "too_long", "no_answer", "no_answer", "correct"
+        "correct",
+        "correct",
+        "wrong",
+        "no_answer",
+        "too_long",
+        "no_answer",
+        "no_answer",
+        "correct",
     ]
     assert results[0] == RewardResult(1.0, True, "0.5", False, "correct")
     after = verifier.stats
@@ -211,7 +218,12 @@ def test_verifier_kills_a_stuck_worker(verifier):
             [SLOW, "\\boxed{0.5}", "\\boxed{\\sqrt{4}}", "\\boxed{3}"], ["1", "\\frac{1}{2}", "2", "\\pi"]
         )
         assert time.monotonic() - start < HANG_GUARD_S
-        assert [(r.score, r.timed_out) for r in results] == [(0.0, True), (1.0, False), (1.0, False), (0.0, False)]
+        assert [(r.score, r.timed_out) for r in results] == [
+            (0.0, True),
+            (1.0, False),
+            (1.0, False),
+            (0.0, False),
+        ]
         assert len({w.proc.pid for w in verifier._workers} - pids) == 1  # one worker killed and replaced
     finally:
         verifier._soft_fraction = 0.8

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ebpo_bench import tinymodel
+from ebpo_bench.models import tiny as tinymodel
 from ebpo_bench.rollout import SamplingParams, concat, make_backend, take
 from ebpo_bench.rollout.hf import sampling_kwargs
-from ebpo_bench.trainer import sequence_logprobs
+from ebpo_bench.train.trainer import sequence_logprobs
 
 
 def _setup():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ebpo_bench.specload import SpecError, build_experiment, deep_merge, load_experiment, run_id, spec_hash
+from ebpo_bench.config.load import SpecError, build_experiment, deep_merge, load_experiment, run_id, spec_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -49,14 +49,23 @@ def test_defaults_are_visible_in_resolved_spec():
     exp = build_experiment({"name": "x"})
     run = exp.runs[0]
     dumped = run.model_dump()
-    assert dumped["advantage"] == {"type": "ebpo", "prior_scope": "batch", "ema_decay": 0.9, "sigma2": "pooled_total",
-                                   "var_ddof": 0, "adv_norm": "batch_std", "eps": 1e-6}
+    assert dumped["advantage"] == {
+        "type": "ebpo",
+        "prior_scope": "batch",
+        "ema_decay": 0.9,
+        "sigma2": "pooled_total",
+        "var_ddof": 0,
+        "adv_norm": "batch_std",
+        "eps": 1e-6,
+    }
     assert dumped["eval"]["max_new_tokens"] == dumped["rollout"]["max_new_tokens"]
     assert run.run_id == "ebpo/seed0"
 
 
 def test_constant_norm_resolved_from_max_new_tokens():
-    exp = build_experiment({"name": "x", "loss": {"aggregation": "seq_mean_token_sum_norm"}, "rollout": {"max_new_tokens": 33}})
+    exp = build_experiment(
+        {"name": "x", "loss": {"aggregation": "seq_mean_token_sum_norm"}, "rollout": {"max_new_tokens": 33}}
+    )
     assert exp.runs[0].loss.constant_norm == 33
 
 
@@ -64,7 +73,10 @@ def test_type_switch_replaces_instead_of_merging():
     base = {"advantage": {"type": "ebpo", "prior_scope": "cumulative"}}
     assert deep_merge(base, {"advantage": {"type": "grpo"}}) == {"advantage": {"type": "grpo"}}
     assert deep_merge(base, {"advantage": {"adv_norm": "none"}})["advantage"] == {
-        "type": "ebpo", "prior_scope": "cumulative", "adv_norm": "none"}
+        "type": "ebpo",
+        "prior_scope": "cumulative",
+        "adv_norm": "none",
+    }
 
 
 def test_run_ids_are_stable():
@@ -80,12 +92,21 @@ def test_run_ids_are_stable():
 # (spec, substrings the single message must contain)
 MALFORMED = [
     ({"advantage": {"type": "ebpoo"}}, ["advantage.type", "Did you mean 'ebpo'"]),
-    ({"advantage": {"type": "ebpo", "prior_scop": "batch"}}, ["advantage.prior_scop", "Did you mean 'prior_scope'"]),
+    (
+        {"advantage": {"type": "ebpo", "prior_scop": "batch"}},
+        ["advantage.prior_scop", "Did you mean 'prior_scope'"],
+    ),
     ({"advantage": {"type": "ebpo", "prior_scope": "cumulatve"}}, ["advantage.prior_scope", "'cumulative'"]),
     ({"rollout": {"group_siz": 4}}, ["rollout.group_siz", "Did you mean 'group_size'"]),
     ({"rollout": {"group_size": 0}}, ["rollout.group_size", "greater than or equal to 1"]),
-    ({"rollout": {"group_size": 1}, "advantage": {"type": "grpo"}}, ["rollout.group_size=1", "raise rollout.group_size"]),
-    ({"arms": {"g": {"advantage": {"type": "grpo", "normalize": False}}}}, ["arms.g.advantage.normalize", "normalize_std"]),
+    (
+        {"rollout": {"group_size": 1}, "advantage": {"type": "grpo"}},
+        ["rollout.group_size=1", "raise rollout.group_size"],
+    ),
+    (
+        {"arms": {"g": {"advantage": {"type": "grpo", "normalize": False}}}},
+        ["arms.g.advantage.normalize", "normalize_std"],
+    ),
     ({"arms": {"g": {"rollout": {"temperature": -1}}}}, ["arms.g.rollout.temperature", "greater than 0"]),
     ({"grid": {"rollout.group_sise": [2]}}, ["grid", "rollout.group_sise", "Did you mean 'group_size'"]),
     ({"grid": {"seeds": [1, 2]}}, ["grid.seeds", "top-level 'seeds'"]),
@@ -99,7 +120,10 @@ MALFORMED = [
     ({"seeds": []}, ["seeds", "at least 1"]),
     ({"advantage": {"type": "ebpo", "var_ddof": 2}}, ["advantage.var_ddof", "0, 1"]),
     ({"train": {"steps": "many"}}, ["train.steps", "integer"]),
-    ({"advantage": {"type": "jspo"}, "train": {"prompts_per_step": 1, "mini_batches": 1}}, ["jspo", "at least 2 prompts"]),
+    (
+        {"advantage": {"type": "jspo"}, "train": {"prompts_per_step": 1, "mini_batches": 1}},
+        ["jspo", "at least 2 prompts"],
+    ),
     ({"model": {"path": "some/model", "warm_start": {}}}, ["warm_start", "tiny"]),
     ({"eval": {"benchmarks": ["aime2"]}}, ["eval.benchmarks", "Did you mean 'aime25'"]),
     ({"rollout": {"backend": "vlm"}}, ["rollout.backend", "'vlm' is not allowed", "hf"]),

@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
-from ebpo_bench.tasks import TASKS, Example, SyntheticTask, task_names
-from ebpo_bench.tasks import files
-from ebpo_bench.tasks import synthetic as syn
+from ebpo_bench.data.tasks import TASKS, Example, SyntheticTask, files, task_names
+from ebpo_bench.data.tasks import synthetic as syn
 
 
 def _py_value(prompt: str) -> int:
@@ -37,8 +36,10 @@ def test_unknown_topic_and_level_are_rejected():
 
 
 def test_task_layer_is_torch_free():
-    code = ("import sys, ebpo_bench.tasks, ebpo_bench.tasks.files; "
-            "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'datasets') if m in sys.modules))")
+    code = (
+        "import sys, ebpo_bench.data.tasks, ebpo_bench.data.tasks.files; "
+        "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'datasets') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -155,8 +156,9 @@ def test_jsonl_json_and_template_mapping(tmp_path):
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     (tmp_path / "d.json").write_text(json.dumps(rows))
     for name in ("d.jsonl", "d.json"):
-        exs = files.load_examples(tmp_path / name, prompt_field="q", answer_field="a", id_field="k",
-                                  template="[{src}] {problem}")
+        exs = files.load_examples(
+            tmp_path / name, prompt_field="q", answer_field="a", id_field="k", template="[{src}] {problem}"
+        )
         assert exs == [Example("x1", "[s] 1+1?", "2"), Example("x2", "[t] Is {x}?", "7")]
     exs = files.load_examples(tmp_path / "d.jsonl", prompt_field="q", answer_field="a", max_examples=1)
     assert exs == [Example("0", "1+1?", "2")]
@@ -202,8 +204,13 @@ def test_bad_formats(tmp_path):
 
 # ------------------------------------------------------------------ files: shipped data
 def test_aime24_jsonl(shared_data):
-    exs = files.load_examples(shared_data / "aime24" / "test.jsonl", prompt_field="problem",
-                              answer_field="answer", id_field="id", template=files.BOXED_TEMPLATE)
+    exs = files.load_examples(
+        shared_data / "aime24" / "test.jsonl",
+        prompt_field="problem",
+        answer_field="answer",
+        id_field="id",
+        template=files.BOXED_TEMPLATE,
+    )
     assert len(exs) == 30
     assert exs[0].id == "60" and exs[0].answer == "204"
     assert exs[0].prompt.startswith("Every morning Aya goes for a $9$-kilometer-long walk")
@@ -211,8 +218,13 @@ def test_aime24_jsonl(shared_data):
 
 
 def test_math8k_json_list(shared_data):
-    exs = files.load_examples(shared_data / "math8k" / "math.8k.json", prompt_field="prompt",
-                              answer_field="answer", id_field="id", template=files.DAPO_TEMPLATE)
+    exs = files.load_examples(
+        shared_data / "math8k" / "math.8k.json",
+        prompt_field="prompt",
+        answer_field="answer",
+        id_field="id",
+        template=files.DAPO_TEMPLATE,
+    )
     assert len(exs) == 8523
     assert exs[0].id == "d10e806e-da93-43fd-a9dd-c5018f143037" and exs[0].answer == "118"
     assert "\n\nLet $a$ and $b$ be the two real values" in exs[0].prompt
@@ -221,7 +233,9 @@ def test_math8k_json_list(shared_data):
 def test_limr_save_to_disk(shared_data):
     pytest.importorskip("datasets")
     limr = shared_data / "limr"
-    train = files.load_examples(limr, split="train", prompt_field="context", answer_field="answer", id_field="id")
+    train = files.load_examples(
+        limr, split="train", prompt_field="context", answer_field="answer", id_field="id"
+    )
     assert len(train) == 1389
     assert train[0].prompt.startswith("For how many integer values of $x$") and train[0].answer == "5"
     assert len(files.load_records(limr / "test")) == 272  # a split's own folder works directly

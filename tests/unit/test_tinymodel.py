@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ebpo_bench import tinymodel
+from ebpo_bench.models import tiny as tinymodel
 
 AIME_LIKE = (
     "Let $\\omega\\neq 1$ be a 13th root of unity. Find the remainder when\n"
@@ -46,13 +46,16 @@ def test_bytes_map_to_fixed_ids(tok):
     assert _ids(tok, "1+1=") == [53, 47, 53, 65]  # no BOS is prepended
 
 
-@pytest.mark.parametrize("text", [
-    "3+5+2=\\boxed{10}",
-    " leading and  double spaces , before punctuation ! ?\n\ttabs\r\n",
-    "".join(chr(c) for c in range(128)),
-    AIME_LIKE,
-    "non-ASCII: é ∑ ≤ 😀",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3+5+2=\\boxed{10}",
+        " leading and  double spaces , before punctuation ! ?\n\ttabs\r\n",
+        "".join(chr(c) for c in range(128)),
+        AIME_LIKE,
+        "non-ASCII: é ∑ ≤ 😀",
+    ],
+)
 def test_round_trip(tok, text):
     ids = _ids(tok, text)
     assert tok.decode(ids) == text
@@ -77,7 +80,9 @@ def test_tokenizer_build_is_deterministic(tok):
 
 
 def test_chat_template(tok):
-    text = tok.apply_chat_template([{"role": "user", "content": "2+2="}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "2+2="}], tokenize=False, add_generation_prompt=True
+    )
     assert text == "<|im_start|>user\n2+2=<|im_end|>\n<|im_start|>assistant\n"
     assert _ids(tok, "<|im_start|>") == [1]
 

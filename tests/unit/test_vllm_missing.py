@@ -12,29 +12,42 @@ import pytest
 import yaml
 
 _spec = importlib.util.find_spec("vllm")  # origin None: the tests/vllm folder seen as a namespace package
-pytestmark = pytest.mark.skipif(_spec is not None and _spec.origin is not None, reason="vllm is installed here")
+pytestmark = pytest.mark.skipif(
+    _spec is not None and _spec.origin is not None, reason="vllm is installed here"
+)
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ebpo_bench", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ebpo_bench", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_vllm_spec_validates_and_is_listed(tmp_path):
     spec = tmp_path / "v.yaml"
-    spec.write_text(yaml.safe_dump({"name": "v", "rollout": {"backend": "vllm", "vllm": {"enforce_eager": True}},
-                                    "eval": {"backend": "vllm"}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "v",
+                "rollout": {"backend": "vllm", "vllm": {"enforce_eager": True}},
+                "eval": {"backend": "vllm"},
+            }
+        )
+    )
     p = cli("validate", str(spec))
     assert p.returncode == 0, p.stderr
     p = cli("ls", "backends")
     assert p.returncode == 0 and "vllm" in p.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ("run", "{spec}", "--results", "{tmp}/results"),
-    ("eval", "--model", "tiny", "--benchmarks", "aime24", "--backend", "vllm", "--out", "{tmp}/out"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "{spec}", "--results", "{tmp}/results"),
+        ("eval", "--model", "tiny", "--benchmarks", "aime24", "--backend", "vllm", "--out", "{tmp}/out"),
+    ],
+)
 def test_missing_vllm_is_one_clear_line(tmp_path, args):
     spec = tmp_path / "v.yaml"
     spec.write_text(yaml.safe_dump({"name": "v", "rollout": {"backend": "vllm"}}))

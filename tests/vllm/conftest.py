@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="module")
 def tiny():
     """(tokenizer, model, prompts): the embedded tiny model in the shape above, and three short prompts."""
-    from ebpo_bench import tinymodel
+    from ebpo_bench.models import tiny as tinymodel
 
     tok = tinymodel.build_tokenizer()
     model = tinymodel.build_model(tok, **TINY_SHAPE)

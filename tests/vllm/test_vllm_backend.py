@@ -3,14 +3,21 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 from ebpo_bench.rollout import SamplingParams, make_backend
 
 pytestmark = pytest.mark.vllm  # skipped without vLLM: see conftest.py
-FIELDS = ("prompt_ids", "prompt_mask", "response_ids", "response_mask", "old_logprobs", "lengths", "truncated")
+FIELDS = (
+    "prompt_ids",
+    "prompt_mask",
+    "response_ids",
+    "response_mask",
+    "old_logprobs",
+    "lengths",
+    "truncated",
+)
 
 
 def check_layout(b, tok, rows: int, max_new: int) -> None:

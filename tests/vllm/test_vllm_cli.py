@@ -18,10 +18,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, EBPO_BENCH_CACHE=str(tmp / "cache"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "ebpo_bench", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = dict(
+        os.environ,
+        EBPO_BENCH_CACHE=str(tmp / "cache"),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "ebpo_bench", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def rows(path: Path) -> list[dict]:
@@ -30,10 +42,16 @@ def rows(path: Path) -> list[dict]:
 
 def test_run_trains_on_policy_with_vllm_rollouts(tmp_path, engine_options):
     spec = {
-        "name": "vllm-cli", "seeds": [1],
+        "name": "vllm-cli",
+        "seeds": [1],
         "model": {"path": "tiny"},  # random init: the 600-step warm start would dominate the tier's time
-        "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1, 2], "eval_levels": [1],
-                 "eval_per_level": 4},
+        "task": {
+            "type": "synthetic",
+            "topics": ["add"],
+            "train_levels": [1, 2],
+            "eval_levels": [1],
+            "eval_per_level": 4,
+        },
         "reward": {"format": "boxed"},
         "rollout": {"backend": "vllm", "group_size": 4, "max_new_tokens": 8, "vllm": engine_options},
         # a random model fails every prompt (advantages 0): weight decay moves the weights at every step,
@@ -62,8 +80,20 @@ def test_run_trains_on_policy_with_vllm_rollouts(tmp_path, engine_options):
 
 
 def test_eval_command_with_vllm_equals_hf_when_greedy(tmp_path, shared_data):
-    common = ["eval", "--model", "tiny", "--benchmarks", "math500", "--limit", "4", "--max-new-tokens", "16",
-              "--quiet", "--data-dir", str(shared_data)]
+    common = [
+        "eval",
+        "--model",
+        "tiny",
+        "--benchmarks",
+        "math500",
+        "--limit",
+        "4",
+        "--max-new-tokens",
+        "16",
+        "--quiet",
+        "--data-dir",
+        str(shared_data),
+    ]
     out = {}
     for backend in ("vllm", "hf"):
         p = cli(tmp_path, *common, "--backend", backend, "--out", str(tmp_path / backend))

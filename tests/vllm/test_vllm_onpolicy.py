@@ -16,9 +16,9 @@ import copy
 import pytest
 import torch
 
-from ebpo_bench import losses
 from ebpo_bench.rollout import SamplingParams
-from ebpo_bench.trainer import sequence_logprobs
+from ebpo_bench.train import losses
+from ebpo_bench.train.trainer import sequence_logprobs
 
 pytestmark = pytest.mark.vllm  # skipped without vLLM: see conftest.py
 LOGP_TOL = 1e-4
@@ -55,7 +55,9 @@ def optimiser_step(model, b, temperature: float) -> None:
 def test_synced_engine_samples_from_the_updated_weights(tiny, engine):
     tok, model, prompts = tiny
     # a prompt longer than two KV blocks (128 tokens on CPU), so the prefix cache has full blocks to reuse
-    prompts = prompts + [tok(" ".join(f"{i}+{i}={2 * i}." for i in range(40)), add_special_tokens=False)["input_ids"]]
+    prompts = prompts + [
+        tok(" ".join(f"{i}+{i}={2 * i}." for i in range(40)), add_special_tokens=False)["input_ids"]
+    ]
     assert len(prompts[-1]) > 256
     model = copy.deepcopy(model)  # the module's model stays as built for the other tests
     engine.sync_weights(model)
@@ -72,8 +74,10 @@ def test_synced_engine_samples_from_the_updated_weights(tiny, engine):
     m = after.response_mask
     err_new, _ = masked_abs(after.old_logprobs, trainer_logprobs(model, after, 0.8), m)
     max_old, mean_old = masked_abs(after.old_logprobs, trainer_logprobs(old, after, 0.8), m)
-    print(f"vLLM vs trainer log-probs: updated weights max {err_new:.2e}; "
-          f"old weights max {max_old:.3f} mean {mean_old:.3f}")
+    print(
+        f"vLLM vs trainer log-probs: updated weights max {err_new:.2e}; "
+        f"old weights max {max_old:.3f} mean {mean_old:.3f}"
+    )
     assert err_new < LOGP_TOL, err_new
     assert mean_old > 1000 * LOGP_TOL and max_old > 0.1, (mean_old, max_old)
 
@@ -87,7 +91,9 @@ def test_top_p_logprobs_are_those_of_the_renormalised_nucleus(tiny, engine):
     ids = torch.cat([b.prompt_ids, b.response_ids], 1)
     attn = torch.cat([b.prompt_mask, b.response_mask.long()], 1)
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(1) - 1).clamp(min=0)).logits
+        logits = model(
+            input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(1) - 1).clamp(min=0)
+        ).logits
     logits = logits[:, b.prompt_ids.shape[1] - 1 : -1].float() / T
     probs = logits.softmax(-1)
     sorted_p, order = probs.sort(-1, descending=True)
@@ -106,21 +112,31 @@ def test_resume_loads_the_restored_weights_into_the_engine(tmp_path, monkeypatch
     """A run resumed from a checkpoint samples from the checkpoint's weights, not from the initial ones."""
     from accelerate import Accelerator
 
-    from ebpo_bench import trainer
-    from ebpo_bench.checkpoint import restore_checkpoint
+    from ebpo_bench.config.load import build_experiment
     from ebpo_bench.results import run_paths
     from ebpo_bench.rollout import set_backend_options
-    from ebpo_bench.specload import build_experiment
+    from ebpo_bench.train import trainer
+    from ebpo_bench.train.checkpoint import restore_checkpoint
 
     monkeypatch.setenv("EBPO_BENCH_CACHE", str(tmp_path / "cache"))
-    run = build_experiment({
-        "name": "resume", "seeds": [1], "model": {"tiny": {"layers": 1, "hidden": 64, "heads": 2, "intermediate": 128}},
-        "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1]},
-        "rollout": {"backend": "vllm", "group_size": 2, "max_new_tokens": 6, "vllm": engine_options},
-        # a random tiny model fails every prompt, so all advantages are 0: weight decay is what moves the weights
-        "train": {"steps": 2, "prompts_per_step": 4, "lr": 5e-2, "weight_decay": 1.0, "checkpoint_every": 2,
-                  "samples_per_step": 0},
-    }).runs[0]
+    run = build_experiment(
+        {
+            "name": "resume",
+            "seeds": [1],
+            "model": {"tiny": {"layers": 1, "hidden": 64, "heads": 2, "intermediate": 128}},
+            "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1]},
+            "rollout": {"backend": "vllm", "group_size": 2, "max_new_tokens": 6, "vllm": engine_options},
+            # a random tiny model fails every prompt, so all advantages are 0: weight decay is what moves the weights
+            "train": {
+                "steps": 2,
+                "prompts_per_step": 4,
+                "lr": 5e-2,
+                "weight_decay": 1.0,
+                "checkpoint_every": 2,
+                "samples_per_step": 0,
+            },
+        }
+    ).runs[0]
     paths = run_paths(tmp_path / "results", run.name, run.run_id)
     paths.dir.mkdir(parents=True)
     set_backend_options("vllm", **run.rollout.vllm.model_dump())
@@ -143,7 +159,7 @@ def test_resume_loads_the_restored_weights_into_the_engine(tmp_path, monkeypatch
 def test_backends_sharing_the_engine_each_sample_their_own_weights(tiny, engine, engine_options):
     """Evaluation builds its own backend on the trainer's engine: each backend reloads its weights when
     another one's are loaded, and one with other options replaces the engine without breaking the first."""
-    from ebpo_bench import tinymodel
+    from ebpo_bench.models import tiny as tinymodel
     from ebpo_bench.rollout import make_backend
 
     tok, model, prompts = tiny

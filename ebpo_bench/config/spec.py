@@ -1,0 +1,465 @@
+"""Experiment specs: pydantic v2 models for everything that can change a number in a report.
+
+A spec file describes a whole comparison: a base configuration, ``arms`` (partial overrides
+deep-merged onto the base, each validated as a complete run) and a ``grid`` (dotted field paths
+with value lists, expanded as a cross product) times ``seeds``. Every model forbids unknown keys,
+and every default is declared here so that it appears in ``spec.resolved.yaml``; nothing fills in
+a default elsewhere. This module never imports torch: ``validate`` and ``--help`` stay fast.
+
+Loading, merging, expansion and error messages are in ``ebpo_bench/config/load.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+
+from ebpo_bench.config.estimators import AdvantageConfig, EBPOAdvantage
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- model
+class TinyModelConfig(_Cfg):
+    """Shape of the embedded tiny causal LM (built locally, no download)."""
+
+    layers: int = Field(2, ge=1, description="Transformer layers.")
+    hidden: int = Field(128, ge=8, description="Hidden size.")
+    heads: int = Field(4, ge=1, description="Attention heads (hidden must be divisible by it).")
+    intermediate: int = Field(512, ge=8, description="MLP width.")
+    init_seed: int = Field(0, description="Seed of the random initialisation (shared by every arm and seed).")
+
+
+class WarmStartConfig(_Cfg):
+    """Short supervised phase before RL, cached on disk by content hash and shared by every run."""
+
+    steps: int = Field(600, ge=1, description="Supervised optimiser steps.")
+    batch_size: int = Field(64, ge=1, description="Examples per supervised step.")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the warm start.")
+    levels: list[int] = Field([1, 2], min_length=1, description="Synthetic-task levels trained on.")
+    seed: int = Field(0, description="Seed of the warm start's data and initial weights.")
+
+
+class ModelConfig(_Cfg):
+    """The policy model."""
+
+    path: str = Field(
+        "tiny",
+        description="'tiny' for the embedded tiny model, else a local transformers directory or a hub id.",
+    )
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Used when path is 'tiny'.")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weights dtype when loading.")
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="accelerate mixed precision.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the update.")
+    chat_template: bool = Field(False, description="Wrap prompts in the tokenizer's chat template.")
+    warm_start: WarmStartConfig | None = Field(
+        None, description="Supervised warm start on the synthetic task (tiny model only)."
+    )
+
+
+# ---------------------------------------------------------------- task
+class SyntheticTaskConfig(_Cfg):
+    """Offline arithmetic task family with difficulty levels and topics (ebpo_bench/tasks/synthetic.py)."""
+
+    type: Literal["synthetic"] = "synthetic"
+    topics: list[Literal["add", "sub", "mul"]] = Field(["add", "sub", "mul"], min_length=1)
+    train_levels: list[Annotated[int, Field(ge=1, le=5)]] = Field([1, 2, 3, 4], min_length=1)
+    eval_levels: list[Annotated[int, Field(ge=1, le=5)]] = Field([1, 2, 3, 4, 5])
+    eval_per_level: int = Field(
+        100, ge=1, description="Held-out problems per level (fixed, disjoint from training)."
+    )
+    seed: int = Field(0, description="Seed of the problem generator (held-out splits do not depend on it).")
+
+
+class FileTaskConfig(_Cfg):
+    """Training prompts from a local JSONL / JSON / parquet file or a save_to_disk folder."""
+
+    type: Literal["file"] = "file"
+    path: str = Field(description="Path to the data file or folder.")
+    prompt_field: str = Field("problem", description="Record field holding the problem text.")
+    answer_field: str = Field("answer", description="Record field holding the gold answer.")
+    id_field: str | None = Field(None, description="Record field holding a stable id (default: row index).")
+    template: Literal["boxed", "dapo", "raw"] = Field(
+        "boxed", description="Prompt template around the problem."
+    )
+    max_examples: int | None = Field(None, ge=1, description="Use only the first N records.")
+
+
+class HFTaskConfig(FileTaskConfig):
+    """Training prompts from a Hugging Face datasets id (needs the network)."""
+
+    type: Literal["hf"] = "hf"  # type: ignore[assignment]
+    path: str = Field(description="datasets id, e.g. 'BytedTsinghua-SIA/DAPO-Math-17k'.")
+    split: str = Field("train", description="Dataset split.")
+
+
+TaskConfig = Annotated[SyntheticTaskConfig | FileTaskConfig | HFTaskConfig, Field(discriminator="type")]
+
+
+class DifficultyOrderConfig(_Cfg):
+    """The difficulty pre-pass of ``data.order: difficulty`` (ebpo_bench/data/orderings.py)."""
+
+    estimator: Literal["prepass", "level"] = Field(
+        "prepass",
+        description="'prepass': the base model's pass rate over n_samples (the paper's EBPO-diff); "
+        "'level': the task's own level label as a cheap proxy (synthetic task only, not the paper's method).",
+    )
+    n_samples: int = Field(16, ge=1, description="Samples per prompt in the pre-pass (paper: 16).")
+    temperature: float = Field(1.0, gt=0, description="Pre-pass sampling temperature (paper: 1.0).")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Pre-pass length cap (None: rollout.max_new_tokens)."
+    )
+    chunk: int = Field(
+        64, ge=1, description="Prompts per resumable pre-pass chunk (appended to the cache file)."
+    )
+    strata: int = Field(
+        1, ge=1, description="Quantile bins of pass rate, hard-ordered easy -> hard; shuffled within a bin."
+    )
+    seed: int = Field(0, description="Sampling seed of the pre-pass.")
+
+
+class TopicOrderConfig(_Cfg):
+    """Topic grouping of ``data.order: topic``: labels from the data, else clustered text."""
+
+    field: str | None = Field(
+        "topic", description="Example attribute / record field with a topic label; None forces clustering."
+    )
+    n_clusters: int = Field(
+        10, ge=1, description="Clusters when the data has no labels (later authors' code: 10)."
+    )
+    embedding: Literal["hashed_ngrams", "sentence_transformers"] = Field(
+        "hashed_ngrams",
+        description="Text features for clustering: offline hashed character n-grams, or "
+        "sentence-transformers all-MiniLM-L6-v2 (authors' revision code; needs that package and its weights).",
+    )
+
+
+class DataConfig(_Cfg):
+    """How training prompts are ordered (orthogonal to the task)."""
+
+    order: Literal["shuffle", "difficulty", "topic", "fixed"] = Field(
+        "shuffle",
+        description="Random order per seed; easy -> hard by pass rate; topic-contiguous; or file order.",
+    )
+    pool_size: int = Field(
+        1024,
+        ge=1,
+        description="Synthetic task only: size of the finite prompt pool that non-shuffle orders sort.",
+    )
+    difficulty: DifficultyOrderConfig = Field(default_factory=DifficultyOrderConfig)
+    topic: TopicOrderConfig = Field(default_factory=TopicOrderConfig)
+
+    @model_serializer(mode="wrap")
+    def _relevant_only(self, handler: Any) -> dict:
+        # Knobs of the other orders are left out of resolved specs and spec hashes: they change no
+        # number there, and runs saved before these orders existed keep their hash (no --force needed).
+        out = handler(self)
+        keep = {
+            "shuffle": (),
+            "fixed": (),
+            "difficulty": ("pool_size", "difficulty"),
+            "topic": ("pool_size", "topic"),
+        }
+        return {k: v for k, v in out.items() if k == "order" or k in keep[self.order]}
+
+
+class RewardConfig(_Cfg):
+    """Verifiable math reward through math-verify (same path for training and evaluation)."""
+
+    type: Literal["math_verify"] = "math_verify"
+    format: Literal["auto", "boxed", "answer_line"] = Field(
+        "auto", description="Where the answer is: last \\boxed{}, a DAPO 'Answer:' line, or either."
+    )
+    scale: Literal["zero_one", "plus_minus_one"] = Field(
+        "zero_one", description="1/0 or +1/-1 (verl math_dapo)."
+    )
+    timeout_s: float = Field(5.0, gt=0, description="Hard deadline per check; a timeout scores as wrong.")
+    workers: int = Field(1, ge=1, description="Verifier worker processes.")
+
+
+class VLLMConfig(_Cfg):
+    """Options of the vLLM engine (ebpo_bench/rollout/vllm.py), colocated with the trainer in its process."""
+
+    gpu_memory_utilization: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="Share of the GPU vLLM may hold (weights + KV cache); the rest is the trainer's. "
+        "On CPU the KV cache is sized by cpu_kvcache_space_gib instead.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Engine weights dtype; 'auto' = the policy's own parameter dtype (unlike vLLM's 'auto', "
+        "which would run a float32 policy in 16 bits and sample from a different distribution).",
+    )
+    enforce_eager: bool = Field(
+        False,
+        description="No torch.compile / CUDA graphs: slower decoding, but an engine start in seconds "
+        "(about 3 s instead of 17 s for the tiny model on CPU).",
+    )
+    max_model_len: int | None = Field(
+        None,
+        ge=16,
+        description="Longest prompt + response the engine accepts (None = the model's context length).",
+    )
+    cpu_kvcache_space_gib: int = Field(
+        1,
+        ge=1,
+        description="CPU only: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE, unless already set).",
+    )
+    sleep: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Free the engine's GPU memory (vLLM sleep level 2) between sampling and the next weight "
+        "sync, i.e. during the update; 'auto' = on with CUDA, off on CPU (vLLM has no sleep mode there).",
+    )
+
+
+class RolloutConfig(_Cfg):
+    """Sampling of G responses per prompt."""
+
+    backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Rollout engine: 'hf' = transformers generate on the training model; 'vllm' = a vLLM "
+        "engine in the trainer's process, weights synced after every update (needs the vllm or vllm-cpu extra).",
+    )
+    group_size: int = Field(4, ge=1, description="G: responses per prompt.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (also used for the log-probs).")
+    top_p: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Nucleus sampling mass (below 1 the 'vllm' backend's old log-probs are those of "
+        "the renormalised nucleus, the 'hf' backend's those before truncation: see ebpo_bench/rollout/vllm.py).",
+    )
+    max_new_tokens: int = Field(16, ge=1, description="Response length cap (tokens).")
+    max_prompt_tokens: int = Field(512, ge=1, description="Longer prompts are dropped from the data.")
+    vllm: VLLMConfig | None = Field(
+        None,
+        description="vLLM engine options; filled with the defaults when backend is 'vllm' (an eval.backend "
+        "'vllm' beside backend 'hf' uses them too, or the defaults when absent).",
+    )
+
+    @model_validator(mode="after")
+    def _vllm_defaults(self) -> RolloutConfig:
+        if self.backend == "vllm" and self.vllm is None:  # declared, not silent: the resolved spec shows them
+            object.__setattr__(self, "vllm", VLLMConfig())
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_absent_vllm(self, handler: Any) -> dict:
+        # An absent vllm block is left out of resolved specs and spec hashes, so runs saved before the
+        # vllm backend existed keep their hash (as DataConfig does for its order knobs).
+        out = handler(self)
+        if out.get("vllm") is None:
+            out.pop("vllm", None)
+        return out
+
+
+class FilterGroupsConfig(_Cfg):
+    """DAPO dynamic sampling: drop groups whose rewards are all equal, resample until the batch is full."""
+
+    enabled: bool = False
+    max_tries: int = Field(
+        10, ge=1, description="Generation rounds per step before training on what there is."
+    )
+
+
+class OverlongConfig(_Cfg):
+    """DAPO soft overlong punishment, added to the reward of responses near the length cap."""
+
+    enabled: bool = False
+    buffer: int = Field(4, ge=1, description="Tokens before max_new_tokens where the penalty ramps in.")
+    penalty: float = Field(1.0, ge=0, description="Penalty at the cap (linear ramp over the buffer).")
+
+
+class TrainConfig(_Cfg):
+    """Optimisation of the policy."""
+
+    steps: int = Field(50, ge=1, description="RL steps (one rollout batch each).")
+    prompts_per_step: int = Field(16, ge=1, description="P: prompts per rollout batch.")
+    mini_batches: int = Field(
+        1, ge=1, description="Optimiser updates per rollout batch (split of the P*G responses)."
+    )
+    ppo_epochs: int = Field(1, ge=1, description="Passes over each rollout batch.")
+    lr: float = Field(1e-4, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    grad_clip: float = Field(1.0, gt=0, description="Max gradient norm.")
+    checkpoint_every: int = Field(10, ge=1, description="Steps between checkpoints (and at the end).")
+    samples_per_step: int = Field(2, ge=0, description="Rollouts written to samples.jsonl per step.")
+    shared_prefix: bool = Field(
+        True,
+        description="Mini-batches hold whole groups; each prompt is forwarded once per "
+        "group (same log-probs, less compute); off under gradient checkpointing.",
+    )
+    filter_groups: FilterGroupsConfig = Field(default_factory=FilterGroupsConfig)
+    overlong: OverlongConfig = Field(default_factory=OverlongConfig)
+
+
+class TISConfig(_Cfg):
+    """Token-level truncated importance sampling for a sampler that differs from the trainer (e.g. vLLM)."""
+
+    enabled: bool = Field(
+        False,
+        description="Re-score old log-probs with the trainer; weight tokens by "
+        "min(pi_trainer / pi_sampler, cap); logged as tis/*.",
+    )
+    cap: float = Field(
+        2.0, gt=0, description="Upper truncation of the importance weight (verl/TRL default 2)."
+    )
+
+
+class LossConfig(_Cfg):
+    """Clipped surrogate, token aggregation, KL and entropy terms (ebpo_bench/train/losses.py)."""
+
+    clip_low: float = Field(0.2, ge=0, lt=1, description="Lower clip: ratio >= 1 - clip_low.")
+    clip_high: float = Field(
+        0.2, ge=0, description="Upper clip: ratio <= 1 + clip_high (DAPO clip-higher: 0.28)."
+    )
+    clip_c: float | None = Field(None, gt=1, description="Dual clip for negative advantages (verl: 3.0).")
+    aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    constant_norm: int | None = Field(
+        None, ge=1, description="Normaliser of seq_mean_token_sum_norm; resolved to rollout.max_new_tokens."
+    )
+    kl_coef: float = Field(
+        0.0, ge=0, description="KL-to-reference coefficient in the loss (0 = no reference model)."
+    )
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus coefficient.")
+    tis: TISConfig = Field(default_factory=TISConfig)
+
+
+class EvalConfig(_Cfg):
+    """Held-out evaluation (per difficulty level for the synthetic task)."""
+
+    every: int = Field(0, ge=0, description="Evaluate every N steps during training (0 = only at the end).")
+    n_samples: int = Field(4, ge=1, description="Samples per problem (avg@n, pass@k for k <= n).")
+    temperature: float = Field(1.0, ge=0, description="0 means greedy decoding.")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int | None = Field(None, ge=1, description="Defaults to rollout.max_new_tokens.")
+    backend: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Sampling engine of held-out evaluation ('vllm' takes its options from rollout.vllm "
+        "and shares one engine with vLLM training rollouts).",
+    )
+    seed: int = Field(1234, description="Sampling seed of the evaluation, separate from training seeds.")
+    keep_text: bool = Field(True, description="Store response text in eval.jsonl (else a hash).")
+    benchmarks: list[str] = Field(
+        default_factory=list,
+        description="Math benchmarks to evaluate on (`ebpo-bench ls benchmarks`), besides synthetic levels.",
+    )
+    limit: int | None = Field(None, ge=1, description="Only the first N problems of each benchmark.")
+    template: Literal["boxed", "dapo"] = Field(
+        "boxed", description="Benchmark prompt template (its answer format is graded)."
+    )
+    data_dir: str | None = Field(
+        None, description="Local benchmark copies (else $EBPO_BENCH_DATA, else ../shared/data)."
+    )
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, names: list[str]) -> list[str]:
+        from ebpo_bench.eval.benchmarks import BENCHMARKS
+
+        for name in names:
+            try:
+                BENCHMARKS.get(name)
+            except KeyError as e:  # pydantic reports ValueErrors, with the registry's "did you mean"
+                raise ValueError(e.args[0]) from None
+        return names
+
+    @model_serializer(mode="wrap")
+    def _hf_backend_implicit(self, handler: Any) -> dict:
+        # backend 'hf' (the only engine before vllm) is left out of resolved specs and spec hashes, so
+        # runs saved before the field existed keep their hash; 'vllm' is always written.
+        out = handler(self)
+        if out.get("backend") == "hf":
+            out.pop("backend")
+        return out
+
+
+class OutputConfig(_Cfg):
+    root: str = Field("results", description="Results root; runs go to <root>/<name>/<run-id>/.")
+
+
+class _Body(_Cfg):
+    """Fields shared by the experiment spec and each expanded run."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Experiment name (folder name).")
+    version: int = Field(1, ge=1, description="Bump when the meaning of the spec changes.")
+    description: str = Field("", description="The question this experiment asks.")
+    kind: Literal["train"] = "train"
+    paper_table: Literal["table1", "table2", "table3"] | None = Field(
+        None, description="EBPO paper table this spec reproduces (reports put the reported rows beside ours)."
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: TaskConfig = Field(default_factory=SyntheticTaskConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    advantage: AdvantageConfig = Field(default_factory=EBPOAdvantage)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> _Body:
+        g, p = self.rollout.group_size, self.train.prompts_per_step
+        if g < self.advantage.min_group_size:
+            raise ValueError(
+                f"rollout.group_size={g} but advantage '{self.advantage.type}' needs at least "
+                f"{self.advantage.min_group_size} samples per prompt; raise rollout.group_size"
+            )
+        if p < self.advantage.min_prompts:
+            raise ValueError(
+                f"train.prompts_per_step={p} but advantage '{self.advantage.type}' needs at least "
+                f"{self.advantage.min_prompts} prompts per batch; raise train.prompts_per_step"
+            )
+        if (p * g) % self.train.mini_batches:
+            raise ValueError(
+                f"train.mini_batches={self.train.mini_batches} must divide prompts_per_step x group_size "
+                f"= {p * g}; choose a divisor"
+            )
+        if self.model.warm_start is not None and (self.model.path != "tiny" or self.task.type != "synthetic"):
+            raise ValueError(
+                "model.warm_start needs model.path 'tiny' and task.type 'synthetic'; remove warm_start"
+            )
+        if self.loss.aggregation == "seq_mean_token_sum_norm" and self.loss.constant_norm is None:
+            # declared, not silent: the resolved spec shows the value used
+            object.__setattr__(
+                self, "loss", self.loss.model_copy(update={"constant_norm": self.rollout.max_new_tokens})
+            )
+        if self.eval.max_new_tokens is None:
+            object.__setattr__(
+                self, "eval", self.eval.model_copy(update={"max_new_tokens": self.rollout.max_new_tokens})
+            )
+        return self
+
+
+class ExperimentSpec(_Body):
+    """A spec file: the base run, its arms, its grid and its seeds."""
+
+    seeds: list[int] = Field(
+        [0], min_length=1, description="Training seeds; each arm x grid point runs once per seed."
+    )
+    arms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Arm name -> partial override deep-merged onto the base."
+    )
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Dotted field path -> values, expanded as a cross product."
+    )
+
+
+class RunConfig(_Body):
+    """One expanded run: a complete spec with a single seed and its id."""
+
+    seed: int
+    arm: str
+    run_id: str
+    axes: dict[str, Any] = Field(default_factory=dict, description="Grid values of this run.")

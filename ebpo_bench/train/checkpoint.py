@@ -1,0 +1,147 @@
+"""Checkpoints of a training run: save atomically, restore exactly.
+
+A checkpoint is a folder ``checkpoints/step_NNNNNN`` holding the full (unsharded, even under
+FSDP) model and optimiser state keyed by parameter name, the
+LR scheduler, the estimator's state, the prompt stream's cursor and every rank's RNG state. It is
+written under a temporary name and renamed, then ``checkpoints/latest`` is replaced atomically,
+so a kill at any moment leaves the previous checkpoint intact. Only the newest one is kept.
+On restore, metric and sample rows from steps at or after the checkpoint are dropped, so a
+resumed run has no missing or duplicated rows.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ebpo_bench.results import atomic_write_text, rewrite_jsonl
+
+
+def save_checkpoint(t: Any, next_step: int) -> Path:
+    """Save everything needed to continue at ``next_step``; return the checkpoint folder."""
+    acc, root = t.acc, t.paths.checkpoints
+    final = root / f"step_{next_step:06d}"
+    tmp = root / f".tmp_step_{next_step:06d}"
+    if acc.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    acc.wait_for_everyone()
+    torch.save(rng_state(), tmp / f"rng_rank{acc.process_index}.pt")
+    # every rank's own copy of the estimator state, so tests can check the ranks agree
+    torch.save(t.estimator.state_dict(), tmp / f"estimator_rank{acc.process_index}.pt")
+    model_sd, optim_sd = full_states(t)  # collective under FSDP: every rank takes part
+    if acc.is_main_process:
+        torch.save(model_sd, tmp / "model.pt")
+        torch.save(
+            {
+                "optimizer": optim_sd,
+                "scheduler": t.sched.state_dict(),
+                "estimator": t.estimator.state_dict(),
+                "source": t.source.state_dict(),
+                "counters": dict(t.counters),
+                "next_step": next_step,
+                "world_size": acc.num_processes,
+            },
+            tmp / "state.pt",
+        )
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        atomic_write_text(root / "latest", final.name + "\n")
+        for old in root.glob("step_*"):
+            if old.name != final.name:
+                shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()
+    return final
+
+
+def full_states(t: Any) -> tuple[dict, dict]:
+    """Unsharded model and optimiser state dicts (keyed by parameter name), on the CPU of the main process.
+
+    One format for one process, DDP and FSDP (whose parameters are shards): ``model.pt`` is always
+    a plain state dict that ``from_pretrained``-style loading and the evaluator read directly.
+    """
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    model, opt = t.acc.unwrap_model(t.model), getattr(t.opt, "optimizer", t.opt)
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=opts), get_optimizer_state_dict(model, opt, options=opts)
+
+
+def load_full_states(t: Any, model_sd: dict, optim_sd: dict) -> None:
+    """Inverse of ``full_states``; under FSDP every rank keeps only its shard of what it reads."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    model, opt = t.acc.unwrap_model(t.model), getattr(t.opt, "optimizer", t.opt)
+    opts = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, model_sd, options=opts)
+    set_optimizer_state_dict(model, opt, optim_sd, options=opts)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    try:
+        name = (root / "latest").read_text().strip()
+    except FileNotFoundError:
+        return None
+    path = root / name
+    return path if (path / "state.pt").exists() else None
+
+
+def restore_checkpoint(t: Any) -> int:
+    """Load the latest checkpoint into the trainer; return the step to continue from (0 if none)."""
+    acc, paths = t.acc, t.paths
+    ck = latest_checkpoint(paths.checkpoints)
+    if ck is None:
+        start = 0
+    else:
+        state = torch.load(ck / "state.pt", map_location="cpu", weights_only=False)
+        if state["world_size"] != acc.num_processes:
+            raise RuntimeError(
+                f"{ck}: saved with {state['world_size']} processes, resuming with {acc.num_processes}; "
+                "resume with the same number of processes"
+            )
+        load_full_states(t, torch.load(ck / "model.pt", map_location="cpu"), state["optimizer"])
+        # the backend was built (and synced) before this restore: an engine with its own copy of the
+        # weights (vllm) would otherwise sample from the initial weights until the first update
+        t.backend.sync_weights(acc.unwrap_model(t.model))
+        t.sched.load_state_dict(state["scheduler"])
+        t.estimator.load_state_dict(state["estimator"])
+        t.source.load_state_dict(state["source"])
+        t.counters.update(state["counters"])
+        set_rng_state(torch.load(ck / f"rng_rank{acc.process_index}.pt", weights_only=False))
+        start = int(state["next_step"])
+    if acc.is_main_process:
+        for log in (paths.metrics, paths.samples):
+            if log.exists():
+                rewrite_jsonl(log, lambda row: int(row.get("step", -1)) < start)
+    acc.wait_for_everyone()
+    return start
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,301 @@
+"""Policy-gradient losses: PPO clipped surrogate, token aggregation, KL-to-reference, entropy bonus.
+
+Pure tensor functions with no state and no model; the trainer calls them once per mini-batch.
+
+Notation used for tensor shapes:
+    B: sequences (responses) in the mini-batch.
+    T: response tokens, right-padded to the mini-batch width.
+    V: vocabulary size.
+
+Per token, with ratio = exp(logp - old_logp) and the sequence advantage A broadcast over tokens:
+
+    pg = -min(ratio * A, clip(ratio, 1 - clip_low, 1 + clip_high) * A)          (PPO / DAPO clip-higher)
+    pg = min(pg, clip_c * |A|)  where A < 0                                      (dual clip, verl clip_ratio_c)
+    loss_token = pg + kl_coef * KL_est(logp, ref_logp) - entropy_coef * entropy
+    loss = aggregate(loss_token, mask, aggregation)
+
+Choices and deliberate deviations (estimators-and-anchors.md §2-§3, ebpo-paper.md §1.7):
+- The log-ratio is clamped to [-20, 20] before ``exp`` so a stale or corrupted sampler log-prob
+  cannot overflow the ratio to inf (verl clamps the KL the same way). Inside that range the loss is
+  exact; outside it the gradient through the ratio is zero.
+- ``token_mean`` is the mean over every valid token of the tensors passed in, i.e. a *local*
+  (per mini-batch, per rank) token mean; DDP then averages gradients across ranks. It is not the
+  global token mean over all ranks and accumulation steps.
+- ``seq_mean_token_mean`` averages per-sequence token means over the sequences that have at least
+  one valid token; empty sequences contribute 0 and are not counted (as newer verl does), so
+  an all-padding row cannot dilute the loss.
+- ``seq_mean_token_sum_norm`` (Dr. GRPO) divides by B * constant_norm with B counting every row,
+  empty or not, because the point of the constant normaliser is that it never depends on lengths.
+- An empty mask (no valid token at all) gives a loss of exactly 0 with zero gradients, not NaN.
+- k3 clamps x = logp - ref_logp to [-20, 20] in both of its terms (not only inside ``exp``), which
+  keeps it finite and non-negative; verl additionally clamps the result to [-10, 10], we do not.
+- The logged ``approx_kl_old`` is the k3 estimate of KL(old || new) from tokens sampled by the old
+  policy: r - 1 - log r with r = exp(logp - old_logp) (not the 0.5 * (log r)^2 variant).
+- Padded positions must hold finite numbers: they are zeroed by multiplying with the mask.
+"""
+
+from __future__ import annotations
+
+import torch
+
+AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+KL_ESTIMATORS = ("k1", "k3")
+
+# exp(20) ~ 4.9e8: far beyond any ratio a clipped update can produce, yet finite in float16/32
+_LOG_CLAMP = 20.0
+
+
+def aggregate(
+    values: torch.Tensor, mask: torch.Tensor, mode: str, *, constant_norm: float | None = None
+) -> torch.Tensor:
+    """Reduce per-token values to a scalar loss.
+
+    Args:
+        values: (B, T) per-token values (losses).
+        mask: (B, T) 1 (or True) on valid response tokens, 0 on padding.
+        mode: ``"token_mean"``: sum(m * v) / sum(m) over the whole mini-batch;
+            ``"seq_mean_token_mean"``: mean over non-empty sequences of per-sequence token means;
+            ``"seq_mean_token_sum_norm"``: sum(m * v) / (B * constant_norm) (Dr. GRPO).
+        constant_norm: the constant C of ``seq_mean_token_sum_norm`` (e.g. max_new_tokens).
+
+    Returns:
+        () scalar tensor; 0 when the mask has no valid token.
+
+    Raises:
+        ValueError: unknown mode, shape mismatch, or a missing / non-positive ``constant_norm``
+            for ``seq_mean_token_sum_norm``.
+    """
+    if values.shape != mask.shape or values.dim() != 2:
+        raise ValueError(
+            f"values and mask must both be (B, T); got {tuple(values.shape)} and {tuple(mask.shape)}"
+        )
+    m = mask.to(values.dtype)
+    masked = values * m
+    if mode == "token_mean":
+        # clamp(min=1) only changes the empty case (0 / 0 -> 0) for 0/1 masks
+        return masked.sum() / m.sum().clamp(min=1)
+    if mode == "seq_mean_token_mean":
+        lengths = m.sum(dim=1)
+        seq_means = masked.sum(dim=1) / lengths.clamp(min=1)
+        n_seqs = (lengths > 0).to(values.dtype).sum()
+        return seq_means.sum() / n_seqs.clamp(min=1)
+    if mode == "seq_mean_token_sum_norm":
+        if constant_norm is None or constant_norm <= 0:
+            raise ValueError(
+                "aggregation 'seq_mean_token_sum_norm' needs a positive constant_norm (e.g. max_new_tokens); "
+                f"got {constant_norm!r}"
+            )
+        return masked.sum() / (values.shape[0] * float(constant_norm))
+    raise ValueError(f"unknown aggregation {mode!r}; valid modes: {', '.join(AGGREGATIONS)}")
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Per-token estimate of KL(pi || ref) from tokens sampled by pi.
+
+    With x = logp - ref_logp: ``"k1"`` is x (unbiased, can be negative); ``"k3"`` is
+    exp(-x) + x - 1 (verl ``low_var_kl``: unbiased, non-negative, lower variance), with x clamped
+    to [-20, 20] first so that it stays finite.
+
+    Args:
+        logp: (B, T) log-probs of the sampled tokens under the policy.
+        ref_logp: (B, T) log-probs of the same tokens under the reference policy.
+        estimator: ``"k1"`` or ``"k3"``.
+
+    Returns:
+        (B, T) per-token KL estimates (padding is not masked here).
+
+    Raises:
+        ValueError: unknown estimator.
+    """
+    x = logp - ref_logp
+    if estimator == "k1":
+        return x
+    if estimator == "k3":
+        x = x.clamp(-_LOG_CLAMP, _LOG_CLAMP)
+        return torch.exp(-x) + x - 1.0
+    raise ValueError(f"unknown KL estimator {estimator!r}; valid estimators: {', '.join(KL_ESTIMATORS)}")
+
+
+def _check_inputs(logp, old_logp, advantages, mask, clip_c, ref_logp, kl_coef, entropy, entropy_coef) -> None:
+    """Fail early, with the fix in the message, on shapes and option combinations that make no sense."""
+    if logp.dim() != 2 or old_logp.shape != logp.shape or mask.shape != logp.shape:
+        raise ValueError(
+            f"logp, old_logp and mask must all be (B, T); got {tuple(logp.shape)}, "
+            f"{tuple(old_logp.shape)}, {tuple(mask.shape)}"
+        )
+    if advantages.shape != logp.shape[:1]:
+        raise ValueError(f"advantages must be (B,) = {tuple(logp.shape[:1])}; got {tuple(advantages.shape)}")
+    if clip_c is not None and not clip_c > 1.0:
+        raise ValueError(f"dual clip needs clip_c > 1 (verl uses 3.0) or None to disable it; got {clip_c!r}")
+    if kl_coef > 0 and ref_logp is None:
+        raise ValueError(
+            "kl_coef > 0 needs ref_logp (reference-policy log-probs); pass them or set kl_coef=0"
+        )
+    if ref_logp is not None and ref_logp.shape != logp.shape:
+        raise ValueError(f"ref_logp must be (B, T) = {tuple(logp.shape)}; got {tuple(ref_logp.shape)}")
+    if entropy_coef > 0 and entropy is None:
+        raise ValueError("entropy_coef > 0 needs the per-token entropy; pass it or set entropy_coef=0")
+    if entropy is not None and entropy.shape != logp.shape:
+        raise ValueError(f"entropy must be (B, T) = {tuple(logp.shape)}; got {tuple(entropy.shape)}")
+
+
+def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return (x * m).sum() / m.sum().clamp(min=1)
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    clip_c: float | None = None,
+    aggregation: str = "token_mean",
+    constant_norm: float | None = None,
+    ref_logp: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    kl_estimator: str = "k3",
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
+    is_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO clipped surrogate with optional clip-higher, dual clip, KL-to-reference and entropy bonus.
+
+    Args:
+        logp: (B, T) log-probs of the sampled tokens under the current policy (requires grad).
+        old_logp: (B, T) log-probs from the sampler (treated as constants).
+        advantages: (B,) sequence-level advantages, broadcast over each response's tokens.
+        mask: (B, T) 1 (or True) on valid response tokens.
+        clip_low: ratio is clipped below at 1 - clip_low.
+        clip_high: ratio is clipped above at 1 + clip_high (DAPO clip-higher: 0.28).
+        clip_c: dual clip for A < 0: the per-token loss is capped at clip_c * |A|; must be > 1;
+            None disables it.
+        aggregation: one of ``AGGREGATIONS`` (see ``aggregate``).
+        constant_norm: C for ``seq_mean_token_sum_norm``.
+        ref_logp: (B, T) reference-policy log-probs (no grad); needed when kl_coef > 0.
+        kl_coef: weight of the per-token KL(pi || ref) estimate added to the loss.
+        kl_estimator: ``"k1"`` or ``"k3"`` (see ``kl_penalty``).
+        entropy: (B, T) per-token entropies of the current policy; needed when entropy_coef > 0.
+        entropy_coef: weight of the entropy bonus (subtracted from the loss).
+        is_weights: (B, T) per-token importance weights (constants) multiplying the surrogate, e.g.
+            truncated IS min(pi_old / pi_sampler, C) when the sampler is not the trainer; None = 1.
+
+    Returns:
+        ``(loss, stats)``: loss is the () scalar to backpropagate; stats are detached () tensors:
+        ``pg_loss`` (surrogate alone, same aggregation as the loss), ``kl`` (token-mean KL to ref,
+        0 without ref_logp), ``entropy`` (token mean, only when entropy is given), ``clip_frac_low``
+        / ``clip_frac_high`` / ``dual_clip_frac`` (fractions of valid tokens where that clip is
+        active), ``approx_kl_old`` (token-mean k3 estimate of KL(old || new)), ``ratio_mean`` and
+        ``ratio_max`` (over valid tokens; 0 if there are none).
+
+    Raises:
+        ValueError: bad shapes, clip_c <= 1, kl_coef > 0 without ref_logp, entropy_coef > 0
+            without entropy, or a bad aggregation / KL estimator.
+    """
+    _check_inputs(logp, old_logp, advantages, mask, clip_c, ref_logp, kl_coef, entropy, entropy_coef)
+    m = mask.to(logp.dtype)
+    adv = advantages.to(logp.dtype).unsqueeze(1)
+    ratio = torch.exp((logp - old_logp.detach()).clamp(-_LOG_CLAMP, _LOG_CLAMP))
+    pg, dual_active = _clipped_surrogate(ratio, adv, clip_low, clip_high, clip_c)
+    if is_weights is not None:
+        pg = pg * is_weights.detach().to(pg.dtype)
+
+    per_token = pg
+    kl_stat = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    if ref_logp is not None:
+        kl = kl_penalty(logp, ref_logp.detach(), kl_estimator)
+        kl_stat = _masked_mean(kl.detach(), m)
+        if kl_coef > 0:
+            per_token = per_token + kl_coef * kl
+    if entropy is not None and entropy_coef > 0:
+        per_token = per_token - entropy_coef * entropy
+    loss = aggregate(per_token, m, aggregation, constant_norm=constant_norm)
+
+    with torch.no_grad():
+        stats = {
+            "pg_loss": aggregate(pg.detach(), m, aggregation, constant_norm=constant_norm),
+            "kl": kl_stat,
+        }
+        stats.update(
+            _ratio_stats(ratio.detach(), logp.detach(), old_logp, adv, m, clip_low, clip_high, dual_active)
+        )
+        if entropy is not None:
+            stats["entropy"] = _masked_mean(entropy.detach(), m)
+    return loss, stats
+
+
+def _clipped_surrogate(
+    ratio: torch.Tensor, adv: torch.Tensor, clip_low: float, clip_high: float, clip_c: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) per-token clipped PPO loss and a (B, T) bool of where the dual clip is active."""
+    # min of the two surrogates: the clipped branch is constant in logp, so clipped tokens get zero grad
+    pg = -torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv)
+    negative = adv < 0
+    if clip_c is None:
+        return pg, torch.zeros_like(pg, dtype=torch.bool)
+    cap = -clip_c * adv  # = clip_c * |A| where A < 0; a constant, so capped tokens get zero grad
+    dual_active = negative & (pg > cap)
+    return torch.where(negative, torch.minimum(pg, cap), pg), dual_active
+
+
+def _ratio_stats(ratio, logp, old_logp, adv, m, clip_low, clip_high, dual_active) -> dict[str, torch.Tensor]:
+    """Clip fractions, approximate KL(old || new) and ratio summaries over the valid tokens."""
+    empty = ratio.new_zeros(())
+    return {
+        "clip_frac_low": _masked_mean(((adv < 0) & (ratio < 1.0 - clip_low)).to(m.dtype), m),
+        "clip_frac_high": _masked_mean(((adv > 0) & (ratio > 1.0 + clip_high)).to(m.dtype), m),
+        "dual_clip_frac": _masked_mean(dual_active.to(m.dtype), m),
+        # k3 with the roles swapped gives r - 1 - log r, r = new / old: KL(old || new) on old's samples
+        "approx_kl_old": _masked_mean(kl_penalty(old_logp, logp, "k3"), m),
+        "ratio_mean": _masked_mean(ratio, m),
+        "ratio_max": ratio.masked_fill(m <= 0, 0.0).amax() if ratio.numel() else empty,
+    }
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the categorical distribution softmax(logits) along the last dim.
+
+    Computed as -sum(p * log p) with log p from ``log_softmax`` (which subtracts the max first), so
+    every term is <= 0 and nothing cancels; the textbook logsumexp(z) - sum(p * z) loses about
+    |z| * machine-eps to cancellation (3e-5 nats at |z| = 1000 in float32). Logits must be finite
+    (a -inf logit gives 0 * -inf).
+
+    Args:
+        logits: (..., V) unnormalised log-probabilities (already divided by the temperature).
+
+    Returns:
+        (...) entropies in nats, differentiable.
+    """
+    return entropy_from_logp(torch.log_softmax(logits, dim=-1))
+
+
+def entropy_from_logp(logp_all: torch.Tensor) -> torch.Tensor:
+    """``entropy_from_logits`` from an already computed (..., V) ``log_softmax``: -sum(p * log p)."""
+    return -(logp_all.exp() * logp_all).sum(dim=-1)
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Log-probs of the given tokens under softmax(logits).
+
+    ``log_softmax`` then ``gather``: one (B, T, V) buffer (which its backward reuses) rather than
+    softmax + log (two buffers, and log of an underflowed 0 gives -inf); only (B, T) survives the
+    gather. Pass float32 logits for large vocabularies: bf16 log-probs are too coarse for ratios.
+
+    Args:
+        logits: (B, T, V) logits aligned with ``tokens`` (position t predicts tokens[:, t]).
+        tokens: (B, T) integer token ids.
+
+    Returns:
+        (B, T) log-probabilities.
+
+    Raises:
+        ValueError: shape mismatch between logits and tokens.
+    """
+    if logits.dim() != tokens.dim() + 1 or logits.shape[:-1] != tokens.shape:
+        raise ValueError(
+            f"logits must be (B, T, V) with tokens (B, T); got {tuple(logits.shape)} and {tuple(tokens.shape)}"
+        )
+    logp_all = torch.log_softmax(logits, dim=-1)
+    return logp_all.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1)

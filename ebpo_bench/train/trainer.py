@@ -1,0 +1,472 @@
+"""One RL trainer for every arm: rollout -> reward -> advantage -> PPO update -> log -> checkpoint.
+
+Arms differ only through the spec: the advantage estimator is built from ``spec.advantage`` and
+called exactly once per step through the registry contract (the trainer never looks at its name);
+group filtering (DAPO dynamic sampling), overlong shaping, clip-higher, dual clip, KL and entropy
+terms are switches on the spec, so "EBPO vs DAPO" is a spec, not a code path.
+
+Choices worth knowing:
+- accelerate runs the same code on CPU, one GPU or many. Each rank samples a contiguous slice of
+  the step's prompts; rewards, lengths and prompt ids are gathered so every rank calls the
+  estimator on the identical full (P, G) batch and holds identical estimator state.
+- The PPO ratio's denominator is the sampler's own log-prob (no second forward pass); the
+  trainer's log-probs use the same temperature-scaled logits.
+- Losses are aggregated per mini-batch and per rank ("local" token mean), then DDP averages the
+  gradients across ranks.
+- Mini-batches hold whole groups, and each group's prompt is forwarded once (``logprobs.py``):
+  the same log-probs as one forward per row at about half the update compute on short prompts.
+- With a sampler that is not the trainer (vLLM), ``loss.tis`` recomputes the old log-probs and
+  applies token-level truncated importance sampling; with HF sampling the two are the same model.
+- Resume is exact: model, optimiser, scheduler, estimator state, data cursor and every RNG are
+  checkpointed, and log rows past the checkpoint are dropped before training continues.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ebpo_bench import estimators as advantages
+from ebpo_bench.config.spec import RunConfig
+from ebpo_bench.data.rewards import MathVerifier
+from ebpo_bench.data.stream import PromptSource
+from ebpo_bench.models.loading import load_policy
+from ebpo_bench.progress import progress_bar
+from ebpo_bench.results import RunPaths, append_jsonl
+from ebpo_bench.rollout import (
+    RolloutBatch,
+    SamplingParams,
+    concat,
+    encode_prompt,
+    encode_prompts,
+    make_backend,
+    take,
+)
+from ebpo_bench.train import losses
+from ebpo_bench.train.checkpoint import restore_checkpoint, save_checkpoint
+from ebpo_bench.train.logprobs import response_logprobs, sequence_logprobs  # noqa: F401  (sequence_logprobs: public here)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Trainer:
+    """Everything one run needs; built once by ``setup``."""
+
+    run: RunConfig
+    paths: RunPaths
+    acc: Any
+    model: Any
+    ref_model: Any
+    tok: Any
+    opt: Any
+    sched: Any
+    estimator: Any
+    verifier: MathVerifier
+    source: PromptSource
+    backend: Any
+    counters: dict = field(default_factory=lambda: {"reward_timeouts": 0})
+
+
+@dataclass
+class Collected:
+    """One step's local rollouts plus the gathered (P, G) rewards the estimator sees."""
+
+    batch: RolloutBatch  # local rows, prompt-major
+    rewards: torch.Tensor  # (P, G) gathered over ranks
+    correct: torch.Tensor  # (P, G) gathered, bool
+    lengths: torch.Tensor  # (P, G) gathered
+    prompt_ids: list[str]  # P gathered
+    tries: int
+    short: int  # groups that had to be filled in unfiltered
+    examples: list[Any]  # local examples, one per local group
+
+
+def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None]) -> Trainer:
+    model, tok = load_policy(run.model, run.task, log=log)
+    ref = None
+    if run.loss.kl_coef > 0:
+        ref, _ = load_policy(run.model, run.task, log=log)
+        ref.requires_grad_(False).eval()
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=run.train.lr, betas=run.train.betas, weight_decay=run.train.weight_decay
+    )
+    # the scheduler stays unprepared: accelerate would step it once per process
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(run))
+    model, opt = acc.prepare(model, opt)
+    if ref is not None:
+        ref = ref.to(acc.device)
+    est = advantages.make(run.advantage.type, **run.advantage.options())
+    ver = MathVerifier(
+        fmt=run.reward.format,
+        scale=run.reward.scale,
+        timeout_s=run.reward.timeout_s,
+        workers=run.reward.workers,
+    )
+    source = prompt_source(run, tok)
+    backend = make_backend(run.rollout.backend, acc.unwrap_model(model), tok)
+    return Trainer(run, paths, acc, model, ref, tok, opt, sched, est, ver, source, backend)
+
+
+def prompt_source(run: RunConfig, tok: Any) -> PromptSource:
+    """The run's training prompts in order, without those longer than ``rollout.max_prompt_tokens``."""
+    limit = run.rollout.max_prompt_tokens
+    keep = lambda e: len(encode_prompt(tok, e.prompt, run.model.chat_template)) <= limit  # noqa: E731
+    return PromptSource(run.task, run.data, run.seed, filter_fn=keep)
+
+
+def lr_lambda(run: RunConfig) -> Callable[[int], float]:
+    """Linear warmup, then constant or cosine decay to 0 over the run."""
+    warm, total, cosine = run.train.warmup_steps, run.train.steps, run.train.lr_schedule == "cosine"
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if not cosine:
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    return f
+
+
+def train(
+    run: RunConfig,
+    paths: RunPaths,
+    *,
+    quiet: bool = False,
+    log: Callable[[str], None] = print,
+    on_eval: Callable[[int, Any, Any], None] | None = None,
+) -> dict:
+    """Train (or resume) one run to ``run.train.steps``; return the last metrics row."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=run.model.mixed_precision)
+    set_seed(run.seed + acc.process_index)
+    t = setup(run, paths, acc, log)
+    if acc.is_main_process and acc.distributed_type != "NO":
+        log(f"{run.run_id}: {acc.distributed_type} over {acc.num_processes} process(es) on {acc.device}")
+    if on_eval and run.eval.every and acc.distributed_type == "FSDP":
+        # rank 0 alone cannot run a model whose layers are sharded over every rank
+        if acc.is_main_process:
+            log(
+                f"{run.run_id}: eval.every={run.eval.every} skipped under FSDP; the final evaluation reads the checkpoint"
+            )
+        on_eval = None
+    try:
+        start = restore_checkpoint(t)
+        if start and acc.is_main_process:
+            log(f"{run.run_id}: resuming from step {start}")
+        row: dict = {}
+        with progress_bar(
+            run.run_id, run.train.steps, start, disable=quiet or not acc.is_main_process
+        ) as bar:
+            for step in range(start, run.train.steps):
+                row = train_step(t, step)
+                if acc.is_main_process:
+                    append_jsonl(paths.metrics, [row])
+                bar(step + 1, reward=row["train/reward_mean"], acc=row["train/accuracy"])
+                last = step + 1 == run.train.steps
+                if (step + 1) % run.train.checkpoint_every == 0 or last:
+                    save_checkpoint(t, step + 1)
+                if on_eval and run.eval.every and (step + 1) % run.eval.every == 0 and not last:
+                    if acc.is_main_process:
+                        on_eval(step + 1, acc.unwrap_model(t.model), t.tok)
+                        t.model.train()
+                    acc.wait_for_everyone()
+        return row
+    finally:
+        t.verifier.close()
+
+
+def train_step(t: Trainer, step: int) -> dict:
+    """One step: collect rollouts, estimate advantages once, update, return the metrics row."""
+    t0 = time.perf_counter()
+    col, timing = collect(t, step)
+    t1 = time.perf_counter()
+    adv, adv_metrics = t.estimator(col.rewards, prompt_ids=col.prompt_ids, lengths=col.lengths)
+    t2 = time.perf_counter()
+    local = local_slice(t, adv).reshape(-1)
+    upd = update(t, col.batch, local, step)
+    t3 = time.perf_counter()
+    if not all(math.isfinite(v) for v in upd.values()):
+        raise TrainingDiverged(
+            f"step {step}: non-finite loss statistics {upd}; lower train.lr or check the rewards"
+        )
+    t.backend.sync_weights(t.acc.unwrap_model(t.model))
+    timing.update({"time/advantage": t2 - t1, "time/update": t3 - t2, "time/step": t3 - t0})
+    row = metrics_row(t, step, col, adv, adv_metrics, upd, timing)
+    if t.acc.is_main_process and t.run.train.samples_per_step:
+        write_samples(t, step, col)
+    return row
+
+
+def collect(t: Trainer, step: int) -> tuple[Collected, dict]:
+    """Sample G responses for this rank's prompts and score them; refill filtered groups (DAPO)."""
+    run, acc = t.run, t.acc
+    P, G, world = run.train.prompts_per_step, run.rollout.group_size, acc.num_processes
+    if P % world:
+        raise ValueError(f"train.prompts_per_step={P} must be divisible by the number of processes ({world})")
+    lp, rank = P // world, acc.process_index
+    params = SamplingParams(G, run.rollout.temperature, run.rollout.top_p, run.rollout.max_new_tokens)
+    filtering, rounds, t_roll, t_rew, n_kept = run.train.filter_groups.enabled, [], 0.0, 0.0, 0
+    while True:
+        mine = t.source.next(P)[rank * lp : (rank + 1) * lp]  # every rank draws, each keeps its slice
+        a = time.perf_counter()
+        batch = t.backend.generate(
+            encode_prompts(t.tok, [e.prompt for e in mine], run.model.chat_template), params
+        )
+        b = time.perf_counter()
+        rew, cor = score(t, batch, mine)
+        t_roll, t_rew = t_roll + b - a, t_rew + time.perf_counter() - b
+        rounds.append((batch, rew, cor, mine))
+        if not filtering:
+            break
+        n_kept += int((rew != rew[:, :1]).any(1).sum())
+        done = torch.tensor([float(n_kept >= lp)], device=acc.device)
+        if len(rounds) >= run.train.filter_groups.max_tries or bool(acc.gather(done).min() > 0):
+            break
+    batch, rew, cor, examples, short = rounds[0] + (0,) if not filtering else select_groups(t, rounds, lp)
+    rewards, correct, lengths, ids = gather_groups(
+        acc, rew, cor, batch.lengths.reshape(lp, G), [e.id for e in examples]
+    )
+    short_all = int(acc.gather(torch.tensor([short], device=acc.device)).sum())
+    col = Collected(batch, rewards, correct, lengths, ids, len(rounds), short_all, examples)
+    return col, {"time/rollout": t_roll, "time/reward": t_rew}
+
+
+def select_groups(t: Trainer, rounds: list, lp: int) -> tuple:
+    """DAPO dynamic sampling: keep groups whose rewards differ, in sampling order, up to lp.
+
+    A batch still short after the last round is filled with uninformative groups (so every rank
+    keeps the same static shapes) and the number filled in is logged as ``filter/short_groups``.
+    """
+    G = t.run.rollout.group_size
+    kept, dropped = [], []
+    for batch, rew, cor, examples in rounds:
+        for p, ex in enumerate(examples):
+            group = (take(batch, list(range(p * G, (p + 1) * G))), rew[p], cor[p], ex)
+            (kept if bool((rew[p] != rew[p][0]).any()) else dropped).append(group)
+    short = max(0, lp - len(kept))
+    groups = (kept + dropped[:short])[:lp]
+    batch = concat([g[0] for g in groups], t.tok.pad_token_id)
+    return (
+        batch,
+        torch.stack([g[1] for g in groups]),
+        torch.stack([g[2] for g in groups]),
+        [g[3] for g in groups],
+        short,
+    )
+
+
+def gather_groups(
+    acc: Any, rewards: torch.Tensor, correct: torch.Tensor, lengths: torch.Tensor, ids: list[str]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """Concatenate every rank's (P_local, G) group statistics in rank order into the full (P, G) batch.
+
+    All ranks get the same tensors, so the estimator computes identical advantages and state on
+    each of them.
+    """
+    from accelerate.utils import gather_object
+
+    dev = acc.device
+    full = [acc.gather(x.to(dev)).cpu() for x in (rewards, correct.long(), lengths)]
+    return full[0], full[1].bool(), full[2], (gather_object(ids) if acc.num_processes > 1 else list(ids))
+
+
+def score(t: Trainer, batch: RolloutBatch, examples: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards (P_local, G) from math-verify, plus DAPO overlong shaping when enabled."""
+    G = t.run.rollout.group_size
+    golds = [e.answer for e in examples for _ in range(G)]
+    results = t.verifier.score(batch.texts, golds)
+    t.counters["reward_timeouts"] += sum(r.timed_out for r in results)
+    rew = torch.tensor([r.score for r in results], dtype=torch.float32)
+    cor = torch.tensor([r.correct for r in results])
+    ol = t.run.train.overlong
+    if ol.enabled:
+        limit = t.run.rollout.max_new_tokens - ol.buffer
+        over = (batch.lengths.float() - limit).clamp(min=0)
+        rew = rew - ol.penalty * over / ol.buffer
+    return rew.reshape(-1, G), cor.reshape(-1, G)
+
+
+def local_slice(t: Trainer, adv: torch.Tensor) -> torch.Tensor:
+    lp = adv.shape[0] // t.acc.num_processes
+    return adv[t.acc.process_index * lp : (t.acc.process_index + 1) * lp]
+
+
+def update(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dict[str, float]:
+    """PPO-clip updates over mini-batches of the local rollouts; returns averaged statistics.
+
+    With ``train.shared_prefix`` (and no gradient checkpointing) mini-batches are shuffled whole
+    groups, so each prompt is forwarded once per group (``logprobs.grouped_logprobs``); otherwise
+    shuffled rows. With ``loss.tis`` the trainer's own log-probs before the update replace the
+    sampler's in the ratio, and min(pi_trainer / pi_sampler, cap) weights each token.
+    """
+    run = t.run
+    n = adv.shape[0]
+    gen = torch.Generator().manual_seed(run.seed * 100_003 + step)
+    unit = (
+        run.rollout.group_size if shared_prefix(run, n // run.rollout.group_size) else 1
+    )  # rows per shuffled unit
+    old, weights = proximal_logprobs(t, batch, unit) if run.loss.tis.enabled else (batch.old_logprobs, None)
+    sums: dict[str, float] = {}
+    count = 0
+    t.model.train()
+    for _ in range(run.train.ppo_epochs):
+        order = torch.randperm(n // unit, generator=gen)
+        per = n // unit // run.train.mini_batches
+        for k in range(run.train.mini_batches):
+            idx = (order[k * per : (k + 1) * per].unsqueeze(1) * unit + torch.arange(unit)).reshape(-1)
+            stats = minibatch_step(t, batch, adv, idx, old, weights, unit)
+            for key, v in stats.items():
+                sums[key] = sums.get(key, 0.0) + v
+            count += 1
+    out = {k: v / count for k, v in sums.items()}
+    out["train/lr"] = float(t.sched.get_last_lr()[0])
+    t.sched.step()
+    return out
+
+
+def shared_prefix(run: RunConfig, groups: int) -> bool:
+    """Whether an update over ``groups`` local groups can forward each prompt once per group (``logprobs.py``)."""
+    return (
+        run.train.shared_prefix
+        and not run.model.gradient_checkpointing
+        and run.rollout.group_size > 1
+        and groups % run.train.mini_batches == 0
+    )
+
+
+def proximal_logprobs(t: Trainer, batch: RolloutBatch, unit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Truncated IS: the trainer's log-probs (B, T) before the update, and min(e^(old − sampler), cap) (B, T)."""
+    run, n = t.run, batch.response_ids.shape[0]
+    width = int(batch.lengths.max().clamp(min=1))
+    chunk = max(unit, (n // run.train.mini_batches) // unit * unit)
+    parts = []
+    t.model.eval()
+    with torch.no_grad():
+        for i in range(0, n, chunk):
+            idx = torch.arange(i, min(n, i + chunk))
+            lp, _ = response_logprobs(
+                t.model, batch, idx, width, t.acc.device, run.rollout.temperature, False, unit
+            )
+            parts.append(lp.float().cpu())
+    mask = batch.response_mask
+    old = torch.zeros_like(batch.old_logprobs)
+    old[:, :width] = torch.cat(parts) * mask[:, :width]
+    weights = torch.exp((old - batch.old_logprobs).clamp(max=20)).clamp(max=run.loss.tis.cap) * mask
+    return old, weights
+
+
+def minibatch_step(
+    t: Trainer,
+    batch: RolloutBatch,
+    adv: torch.Tensor,
+    idx: torch.Tensor,
+    old: torch.Tensor,
+    is_weights: torch.Tensor | None,
+    unit: int,
+) -> dict[str, float]:
+    run, acc, L = t.run, t.acc, t.run.loss
+    width = int(batch.lengths[idx].max().clamp(min=1))  # trim padding the mini-batch does not use
+    mask = batch.response_mask[idx][:, :width].to(acc.device)
+    bonus, temp = L.entropy_coef > 0, run.rollout.temperature
+    logp, ent = response_logprobs(
+        t.model, batch, idx, width, acc.device, temp, True if bonus else "detached", unit
+    )
+    ref = None
+    if t.ref_model is not None:
+        with torch.no_grad():
+            ref, _ = response_logprobs(t.ref_model, batch, idx, width, acc.device, temp, False, unit)
+    w = None if is_weights is None else is_weights[idx][:, :width].to(acc.device)
+    loss, st = losses.policy_loss(
+        logp,
+        old[idx][:, :width].to(acc.device),
+        adv[idx].to(acc.device),
+        mask,
+        clip_low=L.clip_low,
+        clip_high=L.clip_high,
+        clip_c=L.clip_c,
+        aggregation=L.aggregation,
+        constant_norm=L.constant_norm,
+        ref_logp=ref,
+        kl_coef=L.kl_coef,
+        kl_estimator=L.kl_estimator,
+        entropy=ent if bonus else None,
+        entropy_coef=L.entropy_coef,
+        is_weights=w,
+    )
+    t.opt.zero_grad()
+    acc.backward(loss)
+    gnorm = acc.clip_grad_norm_(t.model.parameters(), run.train.grad_clip)
+    t.opt.step()
+    out = {f"loss/{k}": float(v) for k, v in st.items()}
+    out.update({"loss/total": float(loss.detach()), "train/grad_norm": float(gnorm)})
+    out["train/entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
+    if w is not None:
+        out.update(tis_stats(w, mask, old[idx][:, :width] - batch.old_logprobs[idx][:, :width], L.tis.cap))
+    return out
+
+
+def tis_stats(w: torch.Tensor, mask: torch.Tensor, diff: torch.Tensor, cap: float) -> dict[str, float]:
+    """Over valid tokens: mean IS weight, fraction at the cap, mean |log pi_trainer − log pi_sampler|."""
+    m = mask.float()
+    n = m.sum().clamp(min=1)
+    return {
+        "tis/weight_mean": float((w * m).sum() / n),
+        "tis/capped_frac": float(((w >= cap) * m).sum() / n),
+        "tis/logp_abs_diff": float((diff.abs().to(m.device) * m).sum() / n),
+    }
+
+
+def metrics_row(t: Trainer, step: int, col: Collected, adv, adv_metrics, upd, timing) -> dict:
+    """The step's JSON row: rewards, group regimes, advantages, estimator metrics, update stats, timings."""
+    r, c = col.rewards, col.correct.float()
+    toks = float(col.lengths.sum())
+    row = {
+        "step": step,
+        "train/reward_mean": float(r.mean()),
+        "train/reward_std": float(r.std()) if r.numel() > 1 else 0.0,
+        "train/accuracy": float(c.mean()),
+        "train/response_length": float(col.lengths.float().mean()),
+        "train/truncated_frac": float(col.batch.truncated.float().mean()),
+        "groups/all_fail_frac": float((c.sum(1) == 0).float().mean()),
+        "groups/all_success_frac": float((c.sum(1) == c.shape[1]).float().mean()),
+        "adv/mean": float(adv.mean()),
+        "adv/std": float(adv.std()) if adv.numel() > 1 else 0.0,
+        "adv/zero_frac": float((adv.abs() < 1e-8).float().mean()),
+        "reward/timeouts": t.counters["reward_timeouts"],
+        "filter/tries": col.tries,
+        "filter/short_groups": col.short,
+        "throughput/tokens_per_s": toks / max(timing["time/rollout"], 1e-9),
+    }
+    row.update(adv_metrics)
+    row.update(upd)
+    row.update(timing)
+    return row
+
+
+def write_samples(t: Trainer, step: int, col: Collected) -> None:
+    G, k = t.run.rollout.group_size, t.run.train.samples_per_step
+    rows = []
+    for i in range(min(k, len(col.batch.texts))):
+        ex = col.examples[i // G]
+        rows.append(
+            {
+                "step": step,
+                "prompt_id": ex.id,
+                "prompt": ex.prompt,
+                "answer": ex.answer,
+                "response": col.batch.texts[i],
+                "reward": float(col.rewards.reshape(-1)[i]),
+            }
+        )
+    append_jsonl(t.paths.samples, rows)
