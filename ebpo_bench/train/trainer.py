@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ebpo_bench import estimators as advantages
+from ebpo_bench import estimators
 from ebpo_bench.config.spec import RunConfig
 from ebpo_bench.data.rewards import MathVerifier
 from ebpo_bench.data.stream import PromptSource
@@ -103,7 +103,7 @@ def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None])
     model, opt = acc.prepare(model, opt)
     if ref is not None:
         ref = ref.to(acc.device)
-    est = advantages.make(run.advantage.type, **run.advantage.options())
+    est = estimators.build(run.advantage)
     ver = MathVerifier(
         fmt=run.reward.format,
         scale=run.reward.scale,
