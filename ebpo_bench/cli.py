@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from ebpo_bench.config.load import SpecError, load_experiment, resolved_yaml
+from ebpo_bench.errors import UserError
 
 EXAMPLES = """
 Examples:
@@ -40,10 +41,6 @@ app = typer.Typer(
     help="Declarative benchmark suite for RL with verifiable rewards (EBPO, GRPO and other estimators).",
     epilog=EXAMPLES,
 )
-
-
-class UserError(Exception):
-    """An input problem to report in one line with exit code 2."""
 
 
 def _fail(msg: str) -> None:

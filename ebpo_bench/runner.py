@@ -49,7 +49,7 @@ def run_experiment(
     results_root: Path | None = None,
 ) -> dict[str, str]:
     """Run the selected runs in order; return run id -> final status; print the comparison table."""
-    from ebpo_bench.cli import UserError
+    from ebpo_bench.errors import UserError
 
     root = Path(results_root or exp.spec.output.root)
     status: dict[str, str] = {}

@@ -1,0 +1,8 @@
+"""The one exception type for bad input: reported by the CLI as one line with exit code 2.
+
+It lives below every layer (no imports), so any module can raise it without importing the CLI.
+"""
+
+
+class UserError(Exception):
+    """An input problem to report in one line with exit code 2: say what is wrong and how to fix it."""
