@@ -1,19 +1,10 @@
-"""Verifiable math reward (answer extraction + math-verify): one path for training and evaluation.
+"""Verifiable math reward: ``MathVerifier``, the batch scorer shared by training and evaluation.
 
-Extraction (``extract_answer``): the last ``\\boxed{…}`` / ``\\fbox`` / ``\\framebox`` (iterative brace matching),
-the DAPO/Minerva ``Answer: …`` line (``ebpo-paper.md`` §3.5), or ``auto`` = boxed if present, else the answer line.
-Equal normalised strings and two plain integers (``025`` = ``25``) are decided on a fast path; the rest goes to
-math-verify ``verify(gold, pred)`` (gold first), both sides wrapped in ``\\boxed{}`` as verl does. Golds may be
-plain, in ``$…$``, boxed, or an OlympiadBench list string (``"['2']"``): one element is used as is, several are
-joined with ``", "`` so math-verify compares them as a set/tuple (all are needed).
-
-Deliberate limits and deviations: only the last ``max_chars`` (4096) characters are searched (verl's ``math_dapo``
-reads the last 300; wider keeps long boxed answers, bounded keeps a 5 MB completion cheap); answers over 1000
-characters count as none; the answer line is the last *non-empty* ``Answer:`` match (DAPO: the last match) with
-only ``$…$``, ``**`` and a trailing period stripped, not Minerva's ``normalize_final_answer``. math-verify times out
-with ``signal.alarm`` (main thread only), so ``MathVerifier`` turns that off and runs checks in spawned workers with
-a hard deadline of ``timeout_s`` per check: a worker-side timer at 0.8 x ``timeout_s`` interrupts slow pure-Python
-sympy work and keeps the worker; a check still running at ``timeout_s`` (stuck in C) gets its worker killed and
+Extraction, gold normalisation and the fast path come from ``ebpo_bench.data.answers``; what they cannot
+decide goes to math-verify in worker processes. math-verify times out with ``signal.alarm`` (main thread
+only), so ``MathVerifier`` turns that off and runs checks in spawned workers with a hard deadline of
+``timeout_s`` per check: a worker-side timer at 0.8 x ``timeout_s`` interrupts slow pure-Python sympy work
+and keeps the worker; a check still running at ``timeout_s`` (stuck in C) gets its worker killed and
 replaced. Timed-out and crashed checks score the failure value; the batch's other checks still complete.
 """
 
@@ -23,29 +14,25 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
-import re
 import signal
-import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-MAX_CHARS = 4096
-MAX_ANSWER_CHARS = 1000
+from ebpo_bench.data.answers import (
+    ANSWER_FORMATS,
+    MAX_CHARS,
+    canonical_gold,
+    extract_with_status,
+    fast_path,
+    verify_answer,
+)
+
 _SCALES = {"zero_one": (1.0, 0.0), "plus_minus_one": (1.0, -1.0)}
-_FORMATS = ("boxed", "answer_line", "auto")
-_BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
-_ANSWER_RE = re.compile(r"answer\s*:\s*([^\n]+)", re.IGNORECASE)
-_INT_RE = re.compile(r"[+-]?\d+")
-_BRACE_TOKEN_RE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escape (\{, \}, \\) is one token, never a group
-_BRACE_STEP = {"{": 1, "}": -1}
-_QUOTED_RE = re.compile(r"'([^']*)'|\"([^\"]*)\"")
-_LIST_RE = re.compile(r"\[\s*(?:'[^']*'|\"[^\"]*\")(?:\s*,\s*(?:'[^']*'|\"[^\"]*\"))*\s*\]")
-_DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _STARTUP_S = 120.0  # a worker that cannot import math-verify in this long means a broken install
 
 
@@ -58,132 +45,6 @@ class RewardResult:
     extracted: str | None
     timed_out: bool
     reason: str
-
-
-def _match_brace(text: str, open_at: int) -> int:
-    """Index of the ``}`` closing the ``{`` at ``open_at``, or -1. Iterative, so any depth is fine."""
-    depth = 0
-    for m in _BRACE_TOKEN_RE.finditer(text, open_at):
-        depth += _BRACE_STEP.get(m.group(0), 0)
-        if depth == 0:
-            return m.start()
-    return -1
-
-
-def _last_boxed(text: str) -> str | None:
-    """Content of the last box command in ``text``; ``None`` if there is none or it is unclosed."""
-    start, name = max((text.rfind(cmd), cmd) for cmd in _BOX_COMMANDS)
-    if start < 0:
-        return None
-    i = start + len(name)
-    while i < len(text) and text[i] == " ":
-        i += 1
-    if i < len(text) and text[i] == "{":
-        end = _match_brace(text, i)
-        return None if end < 0 else text[i + 1 : end]
-    if i > start + len(name) and name == "\\boxed":  # "\boxed 5": up to the next space or $
-        return re.compile(r"[^\s$]*").match(text, i).group(0) or None  # type: ignore[union-attr]
-    return None
-
-
-def _strip_math(s: str) -> str:
-    """Strip whitespace, ``**``, a trailing period and one enclosing ``$…$`` / ``\\(…\\)`` pair."""
-    s = s.strip().strip("*").strip().removesuffix(".").rstrip()
-    for left, right in _DELIMS:
-        inner = s[len(left) : len(s) - len(right)]
-        if len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right) and "$" not in inner:
-            return inner.strip().removesuffix(".").rstrip()
-    return s
-
-
-def _answer_line(text: str) -> str | None:
-    """Content of the last non-empty ``Answer: …`` match (case-insensitive), cleaned."""
-    for m in reversed(list(_ANSWER_RE.finditer(text))):
-        content = _strip_math(m.group(1))
-        content = _strip_math(_last_boxed(content) or content)
-        if content:
-            return content
-    return None
-
-
-def _extract(text: str, fmt: str, max_chars: int) -> tuple[str | None, str]:
-    """(answer, status) with status ``ok``, ``no_answer`` or ``too_long``."""
-    if fmt not in _FORMATS:
-        raise ValueError(f"unknown answer format {fmt!r}; expected one of {_FORMATS}")
-    tail = text[-max_chars:] if max_chars > 0 else text
-    answer = _last_boxed(tail) if fmt != "answer_line" else None
-    if answer is None and fmt != "boxed":
-        answer = _answer_line(tail)
-    if not answer or not answer.strip():
-        return None, "no_answer"
-    return (None, "too_long") if len(answer) > MAX_ANSWER_CHARS else (answer.strip(), "ok")
-
-
-def extract_answer(text: str, fmt: str = "auto", max_chars: int = MAX_CHARS) -> str | None:
-    """Extract the final answer from a completion in linear time; ``None`` if absent or over 1000 characters.
-
-    Args:
-        text: The completion.
-        fmt: ``"boxed"`` (last ``\\boxed{}`` / ``\\fbox{}``, nested braces allowed), ``"answer_line"`` (last
-            ``Answer: …``; ``$…$`` and a trailing period stripped) or ``"auto"`` (boxed if present, else the line).
-        max_chars: Only the last ``max_chars`` characters are searched, a deliberate bound like verl's
-            last-300-characters rule; ``<= 0`` searches everything.
-    """
-    return _extract(text, fmt, max_chars)[0]
-
-
-def canonical_gold(gold: str | Sequence[str]) -> str:
-    """Gold as one bare string (no ``$``, no box): ``"['2']"`` -> ``"2"``; several elements joined by ``", "``."""
-    items = [gold] if isinstance(gold, str) else list(gold)
-    if isinstance(gold, str) and _LIST_RE.fullmatch(
-        gold.strip()
-    ):  # a list of *strings*: "[0,1]" stays an interval
-        # read verbatim, not with ast.literal_eval, which turns the "\f" of a hand-written "['$\frac12$']" into a
-        # form feed; only the doubled backslashes of repr() are undone
-        items = [(a or b).replace("\\\\", "\\") for a, b in _QUOTED_RE.findall(gold)]
-    return ", ".join(_strip_math(_last_boxed(s) or s) for s in items)
-
-
-def fast_path(pred: str, gold: str) -> bool | None:
-    """True / False when decidable without math-verify (equal normalised strings, two plain integers), else None."""
-    p, g = (" ".join(_strip_math(s).split()) for s in (pred, gold))
-    if p == g and p:
-        return True
-    if not (_INT_RE.fullmatch(p) and _INT_RE.fullmatch(g)):
-        return None
-
-    def canon(s: str) -> str:  # digit strings, not int(): no 4300-digit limit; "-007" -> "-7", "-0" -> "0"
-        digits = s.lstrip("+-").lstrip("0") or "0"
-        return "-" + digits if s[0] == "-" and digits != "0" else digits
-
-    return canon(p) == canon(g)
-
-
-def verify_answer(gold: str, pred: str, timeout: int | None = 5) -> bool:
-    """math-verify equivalence of a canonical gold (``canonical_gold``) and an extracted answer; no fast path.
-    ``timeout`` is math-verify's own ``signal.alarm`` timeout (main thread only) or ``None``."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
-    gold_parsed = parse(f"\\boxed{{{gold}}}", [LatexExtractionConfig()], parsing_timeout=timeout)
-    pred_config = [
-        LatexExtractionConfig(),
-        ExprExtractionConfig(),
-    ]  # a bare "1/2" is an expression, not LaTeX
-    pred_parsed = parse(f"\\boxed{{{pred}}}", pred_config, parsing_timeout=timeout)
-    return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
-
-
-def score_one(completion: str, gold: str, fmt: str = "auto") -> bool:
-    """Correctness of one completion, in-process (math-verify's own timeout when on the main thread)."""
-    pred, _ = _extract(completion, fmt, MAX_CHARS)
-    if pred is None:
-        return False
-    gold = canonical_gold(gold)
-    if (decided := fast_path(pred, gold)) is not None:
-        return decided
-    return verify_answer(
-        gold, pred, timeout=5 if threading.current_thread() is threading.main_thread() else None
-    )
 
 
 class _SoftTimeout(BaseException):
@@ -209,7 +70,8 @@ def _check(gold: str, pred: str, soft_s: float | None) -> str:
 
 
 def _worker_main(conn: Connection) -> None:
-    """``("batch", soft_s, [(idx, gold, pred), ...])`` -> ``("done", idx, outcome)`` each; start-up errors exit."""
+    """``("batch", soft_s, [(idx, gold, pred), ...])`` -> ``("done", idx, outcome)`` each; start-up errors
+    exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     verify_answer("\\frac{1}{2}", "0.5", timeout=None)  # warm up: no check should pay for lazy imports
@@ -251,10 +113,11 @@ def _stop_workers(workers: list[_Worker], owner_pid: int) -> None:
 
 
 class MathVerifier:
-    """Batch scorer: extraction and fast path in-process, math-verify in spawned workers (started lazily, kept
-    between calls, stopped by ``close()``, garbage collection or exit). A batch goes round-robin to the workers, one
-    message each; identical (gold, answer) pairs are checked once. ``stats`` counts cumulatively: ``checks``
-    (completions scored), ``fast_path``, ``no_answer`` (too-long answers included), ``timeouts``, ``errors``.
+    """Batch scorer: extraction and fast path in-process, math-verify in spawned workers (started lazily,
+    kept between calls, stopped by ``close()``, garbage collection or exit). A batch goes round-robin to the
+    workers, one message each; identical (gold, answer) pairs are checked once. ``stats`` counts cumulatively:
+    ``checks`` (completions scored), ``fast_path``, ``no_answer`` (too-long answers included), ``timeouts``,
+    ``errors``.
 
     Args:
         fmt: Answer format, see ``extract_answer``.
@@ -264,9 +127,9 @@ class MathVerifier:
     """
 
     def __init__(self, fmt: str = "auto", scale: str = "zero_one", timeout_s: float = 5.0, workers: int = 1):
-        if fmt not in _FORMATS or scale not in _SCALES or not timeout_s > 0 or workers < 1:
+        if fmt not in ANSWER_FORMATS or scale not in _SCALES or not timeout_s > 0 or workers < 1:
             raise ValueError(
-                f"bad MathVerifier arguments: fmt={fmt!r} (one of {_FORMATS}), scale={scale!r} (one "
+                f"bad MathVerifier arguments: fmt={fmt!r} (one of {ANSWER_FORMATS}), scale={scale!r} (one "
                 f"of {tuple(_SCALES)}), timeout_s={timeout_s} (> 0), workers={workers} (>= 1)"
             )
         self.fmt, self.scale, self.timeout_s, self.workers = fmt, scale, float(timeout_s), int(workers)
@@ -291,7 +154,7 @@ class MathVerifier:
         pending: dict[tuple[str, str], list[int]] = {}  # (gold, pred) -> rows that need math-verify
         for i, (completion, gold) in enumerate(zip(completions, golds)):
             self._stats["checks"] += 1
-            pred, status = _extract(completion, self.fmt, MAX_CHARS)
+            pred, status = extract_with_status(completion, self.fmt, MAX_CHARS)
             gold = canonical_gold(gold)
             if pred is None:
                 self._stats["no_answer"] += 1
@@ -302,9 +165,8 @@ class MathVerifier:
                 self._stats["fast_path"] += 1
                 results[i] = self._result("correct" if decided else "wrong", pred)
         tasks = list(pending)
-        for (_, pred), outcome, rows in zip(
-            tasks, self._run_checks(tasks) if tasks else [], pending.values()
-        ):
+        outcomes = self._run_checks(tasks) if tasks else []
+        for (_, pred), outcome, rows in zip(tasks, outcomes, pending.values()):
             self._stats["timeouts"] += len(rows) * (outcome == "timeout")
             self._stats["errors"] += len(rows) * (outcome == "error")
             for i in rows:
@@ -410,7 +272,6 @@ class MathVerifier:
     def _send(self, w: _Worker, tasks: list[tuple[str, str]]) -> None:
         soft = self.timeout_s * self._soft_fraction if self._soft_fraction else None
         w.started_at = time.monotonic()
-        with contextlib.suppress(
-            OSError
-        ):  # a dead worker is noticed (EOF / sentinel) and replaced by the loop
+        # a dead worker is noticed (EOF / sentinel) and replaced by the loop
+        with contextlib.suppress(OSError):
             w.conn.send(("batch", soft, [(i, *tasks[i]) for i in w.queue]))

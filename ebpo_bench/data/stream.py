@@ -172,7 +172,8 @@ def synthetic_pool(task_cfg: SyntheticTaskConfig, data_cfg: DataConfig) -> list[
 
 
 def level_pass_rates(pool: list[Example]) -> dict[str, float]:
-    """A pass-rate proxy from the level label, ``1 / level`` (higher level = harder); not the paper's method."""
+    """A pass-rate proxy from the level label, ``1 / level`` (higher level = harder); not the paper's
+    method."""
     if any(e.level is None for e in pool):
         raise ValueError(
             "difficulty.estimator 'level' needs examples with levels (the synthetic task); use 'prepass'"

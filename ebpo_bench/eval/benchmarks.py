@@ -8,15 +8,16 @@ Gold answers are normalised the way each benchmark needs, so that every gold is 
 against itself through the reward's grading path:
 
 - AIME / AMC: integer answers lose zero padding and a ``.0`` ("025" -> "25", 27.0 -> "27");
-- OlympiadBench: ``final_answer`` (a JSON list, or its string form "['2']" parsed with ``ast.literal_eval``) has
-  every ``$`` removed and several elements joined by ", "; the unit field is ignored (Qwen-eval does the same);
-  a non-empty ``context`` is prepended to the question;
+- OlympiadBench: ``final_answer`` (a JSON list, or its string form "['2']" parsed with ``ast.literal_eval``)
+  has every ``$`` removed and several elements joined by ", "; the unit field is ignored (Qwen-eval does the
+  same); a non-empty ``context`` is prepended to the question;
 - Minerva (the 272 OCW problems, not lm-eval's MATH-with-Minerva-prompt): the content of the solution's last
   ``\\boxed{}``;
 - GSM8K: the number after "####" with thousands separators removed.
 
-Deliberate choices: an explicit ``data_dir`` argument wins over ``$EBPO_BENCH_DATA`` (a command-line flag beats
-the environment), which wins over ``../shared/data`` relative to the working directory, then to the repository.
+Deliberate choices: an explicit ``data_dir`` argument wins over ``$EBPO_BENCH_DATA`` (a command-line flag
+beats the environment), which wins over ``../shared/data`` relative to the working directory, then to the
+repository.
 Hub loading (``source="hub"``) looks fields up case-insensitively; its field names are unverified offline.
 """
 
@@ -40,8 +41,8 @@ GRADE_FORMAT = {"boxed": "auto", "dapo": "answer_line"}
 
 #: named sampling protocols; explicit arguments override them (``evalcmd.resolve_settings``)
 PRESETS: dict[str, dict[str, Any]] = {
-    # the EBPO paper's eval script: T = 1.0, top-p 1.0, 20480 new tokens, 16 samples (OlympiadBench 4), the DAPO
-    # "Answer:" prompt without a chat template (ebpo-paper.md §3.5)
+    # the EBPO paper's eval script: T = 1.0, top-p 1.0, 20480 new tokens, 16 samples (OlympiadBench 4), the
+    # DAPO "Answer:" prompt without a chat template (ebpo-paper.md §3.5)
     "paper": dict(
         temperature=1.0,
         top_p=1.0,
@@ -102,7 +103,8 @@ def _field(rec: dict, name: str) -> Any:
 
 
 def integer_gold(value: Any) -> str:
-    """Competition integer answers as canonical strings: "025" -> "25", 27.0 -> "27"; anything else unchanged."""
+    """Competition integer answers as canonical strings: "025" -> "25", 27.0 -> "27"; anything else
+    unchanged."""
     text = str(value).strip()
     m = re.fullmatch(r"([+-]?)0*(\d+)(?:\.0+)?", text)
     if not m:
@@ -126,7 +128,7 @@ def olympiad_gold(final_answer: Any) -> str:
 
 def minerva_gold(solution: str) -> str:
     """Content of the last ``\\boxed{}`` of a Minerva solution."""
-    from ebpo_bench.data.rewards import extract_answer
+    from ebpo_bench.data.answers import extract_answer
 
     gold = extract_answer(solution, "boxed", max_chars=0)
     if gold is None:
@@ -327,7 +329,8 @@ def load_benchmark(
         data_dir: Data directory (see ``data_dir_candidates``).
         limit: Keep only the first ``limit`` problems.
         template: Prompt template: ``boxed`` (default) or ``dapo``.
-        source: ``local`` (the file under the data directory) or ``hub`` (``datasets.load_dataset``; needs a hub).
+        source: ``local`` (the file under the data directory) or ``hub`` (``datasets.load_dataset``; needs a
+            hub).
 
     Raises:
         KeyError: Unknown benchmark (with a suggestion).

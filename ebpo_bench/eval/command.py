@@ -38,8 +38,8 @@ def resolve_settings(
 ) -> dict[str, Any]:
     """Sampling settings and prompt template with per-benchmark n: explicit argument > preset > ``DEFAULTS``.
 
-    An explicit ``n`` applies to every benchmark; a preset's ``n_overrides`` (OlympiadBench 4 in ``paper``) apply
-    only when ``n`` is not given.
+    An explicit ``n`` applies to every benchmark; a preset's ``n_overrides`` (OlympiadBench 4 in ``paper``)
+    apply only when ``n`` is not given.
     """
     base, overrides = dict(DEFAULTS), {}
     if preset is not None:
@@ -63,7 +63,8 @@ def resolve_settings(
 
 
 def load_model(model: str) -> tuple[Any, Any, bool, str]:
-    """``(model, tokenizer, chat_template, display name)`` for ``tiny``, a run directory or a model directory."""
+    """``(model, tokenizer, chat_template, display name)`` for ``tiny``, a run directory or a model
+    directory."""
     if model == "tiny":
         from ebpo_bench.models import tiny as tinymodel
 
@@ -156,8 +157,8 @@ def evaluate_native(
 
 
 def by_length(examples: list, tok: Any, chat_template: bool) -> list:
-    """Examples sorted by prompt length in tokens, so each generation chunk pads little (on the byte-level tiny
-    model, 100 MATH-500 prompts x 4 samples take about 4x less time than in file order)."""
+    """Examples sorted by prompt length in tokens, so each generation chunk pads little (on the byte-level
+    tiny model, 100 MATH-500 prompts x 4 samples take about 4x less time than in file order)."""
     from ebpo_bench.rollout import encode_prompt
 
     return sorted(examples, key=lambda e: len(encode_prompt(tok, e.prompt, chat_template)))
@@ -215,8 +216,8 @@ def run_eval(
         out: Output folder (default ``results/eval/<model name>/``; files in it are replaced).
         seed: Sampling seed.
         quiet: No progress bar (the table is printed anyway).
-        template: Prompt template, ``boxed`` or ``dapo`` (the grader's answer format follows it); ``None`` takes
-            the preset's (``dapo`` for ``paper``) or ``boxed``.
+        template: Prompt template, ``boxed`` or ``dapo`` (the grader's answer format follows it); ``None``
+            takes the preset's (``dapo`` for ``paper``) or ``boxed``.
         keep_text: Store responses in eval.jsonl (else a 16-hex-digit hash).
         backend: Rollout backend of the native harness, ``hf`` or ``vllm`` (engine options: the run's
             ``rollout.vllm`` when ``model`` is a run directory that has one, else ``VLLMConfig``'s defaults).

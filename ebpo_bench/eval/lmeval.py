@@ -69,7 +69,7 @@ def _responses(results: list) -> list[str]:
 
 def process_results(doc: dict, results: list) -> dict[str, float]:
     """``math_verify``: the fraction of the (n) responses our grader scores correct."""
-    from ebpo_bench.data.rewards import score_one
+    from ebpo_bench.data.answers import score_one
 
     results = _responses(results)
     return {
@@ -135,7 +135,8 @@ def write_tasks(
 
     Args:
         benches: Benchmark names.
-        out_dir: Folder for the task files (pass it to ``TaskManager(include_path=...)`` or ``--include_path``).
+        out_dir: Folder for the task files (pass it to ``TaskManager(include_path=...)`` or
+            ``--include_path``).
         data_dir: Data directory (absolute file paths go into the YAMLs).
         template: Prompt template (``boxed`` | ``dapo``).
         n: Samples per problem, one for all or per benchmark.
@@ -261,7 +262,8 @@ def lmeval_rows(
     step: int,
     length_fn: Callable[[str], int] | None = None,
 ) -> list[dict]:
-    """Eval rows (one per benchmark, problem, sample) from lm-eval's logged samples, graded by our verifier."""
+    """Eval rows (one per benchmark, problem, sample) from lm-eval's logged samples, graded by our
+    verifier."""
     from ebpo_bench.data.rewards import MathVerifier
 
     length_fn = length_fn or (lambda t: len(t.split()))

@@ -9,7 +9,8 @@ entropy (Prop. 3.6), and how the prior tracks topic-clustered batches (Prop. 3.8
 - ``simulate``: pools, batch orders, rewards, implied baselines, per-batch metrics, closed forms;
 - ``policy``: the policy-learning simulation;
 - ``runlab``: ``run_lab`` writes ``results/<name>/`` (lab.json + tidy CSVs);
-- ``report``: ``build_lab_report`` and ``is_lab_dir`` (torch-free, reads only files).
+- ``report``: ``build_lab_report`` and ``is_lab_dir`` (torch-free, reads only files), drawing on
+  ``frames`` (the lab folder's files as frames), ``claims`` (the computed claims) and ``figures``.
 
 Nothing is imported here, so importing ``ebpo_bench.lab.spec`` or ``.report`` never pulls in torch.
 """

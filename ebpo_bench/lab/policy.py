@@ -1,4 +1,5 @@
-"""Policy-learning simulation of the estimator lab: a softmax bandit per prompt, trained by the policy gradient.
+"""Policy-learning simulation of the estimator lab: a softmax bandit per prompt, trained by the policy
+gradient.
 
 Each prompt q has K answers, answer 0 the correct one, and pi_q = softmax(logits_q). ``per_prompt``
 learns all K logits of every prompt; ``skill`` learns one shared skill theta (start 0) added to every

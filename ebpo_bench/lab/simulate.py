@@ -48,12 +48,13 @@ IMPLIED_NOTE = (
     "At G = 1 one sample cannot separate b from s: the MSE is reported only where A = 0 (b = r)."
 )
 CLOSED_FORM_NOTE = (
-    "Closed forms use the pool's second moments (sigma_w^2: mean within-prompt reward variance, tau^2: variance of "
-    "the true values), valid for Bernoulli and Gaussian rewards alike: group mean sigma_w^2/G; the oracle shrinkage "
-    "S* = (sigma_w^2/G)/(sigma_w^2/G + tau^2) gives Thm 3.3's (1 - S*) sigma_w^2/G; EBPO's default plug-in S (pooled "
-    "total variance, tau^2 from the group means) has the large-P limit (1 - S)^2 sigma_w^2/G + S^2 tau^2. No response "
-    "lengths are simulated, so length-aware estimators run unweighted (reinforce_pp_baseline then equals grpo_bn). "
-    "The penalty sweep uses fresh prompts only, so a per-prompt tracker (spo) falls back to the group mean there."
+    "Closed forms use the pool's second moments (sigma_w^2: mean within-prompt reward variance, "
+    "tau^2: variance of the true values), valid for Bernoulli and Gaussian rewards alike: group mean "
+    "sigma_w^2/G; the oracle shrinkage S* = (sigma_w^2/G)/(sigma_w^2/G + tau^2) gives Thm 3.3's "
+    "(1 - S*) sigma_w^2/G; EBPO's default plug-in S (pooled total variance, tau^2 from the group means) "
+    "has the large-P limit (1 - S)^2 sigma_w^2/G + S^2 tau^2. No response lengths are simulated, so "
+    "length-aware estimators run unweighted (reinforce_pp_baseline then equals grpo_bn). The penalty "
+    "sweep uses fresh prompts only, so a per-prompt tracker (spo) falls back to the group mean there."
 )
 #: metrics averaged over batches (the rest are pooled sums / counts, see ``aggregate``)
 MEAN_METRICS = (

@@ -131,7 +131,7 @@ def train_warm_start(cfg: ModelConfig, task_cfg: SyntheticTaskConfig) -> tuple[A
     t0, losses = time.time(), []
     with torch.random.fork_rng():
         torch.manual_seed(ws.seed)
-        for step in range(ws.steps):
+        for _ in range(ws.steps):
             examples = task.train_examples(
                 ws.batch_size, levels=list(ws.levels), rng_seed=rng.randrange(2**31)
             )

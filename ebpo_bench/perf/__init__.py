@@ -92,8 +92,7 @@ def _worker(kind: str, cfg_path: Path, out: Path) -> dict:
     proc = subprocess.run(
         [sys.executable, "-m", "ebpo_bench.perf.worker", kind, str(cfg_path), str(out)],
         env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        capture_output=True,
         text=True,
     )
     if proc.returncode != 0 or not out.exists():

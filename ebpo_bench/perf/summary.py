@@ -102,7 +102,8 @@ def targets(s: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "target": f"every estimator at P = {worst['P']}, G = {worst['G']} ≤ 1 % of our step",
-                "value": f"{100 * frac:.2f} % (slowest: {worst['estimator']}, {1e3 * worst['median_s']:.2f} ms)",
+                "value": f"{100 * frac:.2f} % "
+                f"(slowest: {worst['estimator']}, {1e3 * worst['median_s']:.2f} ms)",
                 "met": frac <= 0.01,
             }
         )
@@ -121,10 +122,12 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"# Step-time benchmark: {cfg['spec']} (arm {cfg['arm']}, seed {cfg['seed']})",
         "",
-        f"{cfg['warmup']} warm-up + {cfg['steps']} measured steps per trainer; created {result['created']}; "
-        f"host {result['provenance'].get('host')}; torch {result['provenance'].get('packages', {}).get('torch')}, "
+        f"{cfg['warmup']} warm-up + {cfg['steps']} measured steps per trainer; "
+        f"created {result['created']}; host {result['provenance'].get('host')}; "
+        f"torch {result['provenance'].get('packages', {}).get('torch')}, "
         f"transformers {result['provenance'].get('packages', {}).get('transformers')}, "
-        f"trl {result['provenance'].get('packages', {}).get('trl')}; torch threads {s[cols[0]]['threads'] if cols else '-'}; "
+        f"trl {result['provenance'].get('packages', {}).get('trl')}; "
+        f"torch threads {s[cols[0]]['threads'] if cols else '-'}; "
         f"device {s[cols[0]]['device'] if cols else '-'}.",
         "",
     ]
@@ -138,7 +141,7 @@ def render(result: dict[str, Any]) -> str:
         )  # noqa: E731
         lines.append("| step, median [IQR] | " + " | ".join(st(c) for c in cols) + " |")
         for f in FIELDS[1:]:
-            cell = lambda c: (
+            cell = lambda c, f=f: (
                 f"{_ms(s[c]['phases'][f]['median_s'])} ({100 * s[c]['phases'][f]['share']:.0f} %)"
             )  # noqa: E731
             lines.append(f"| {f}, median (share) | " + " | ".join(cell(c) for c in cols) + " |")

@@ -6,7 +6,8 @@ LaTeX on request, and ``runs.csv``) and ``figures/`` (PNG + SVG). Modules:
 
 - ``load``: run directories -> tidy frames, bad runs flagged;
 - ``stats``: seed bootstrap, paired two-way bootstrap, pass@k;
-- ``tables``: Table 1 / 2 / 3 layouts, reported (paper) rows, markdown / CSV / LaTeX;
+- ``tables``: Table 1 / 2 / 3 layouts, reported (paper) rows, paired differences;
+- ``render``: tables as markdown / CSV / LaTeX;
 - ``figures``: training curves, final Pass@1, Pass@1 vs G, pass@k;
 - ``markdown``: report.md and index.md.
 """
@@ -18,7 +19,8 @@ import sys
 from pathlib import Path
 
 from ebpo_bench.report.load import ExperimentData, find_experiments, load_experiment
-from ebpo_bench.report.tables import Analysis, analyse, load_paper, to_frame, to_latex, to_markdown
+from ebpo_bench.report.render import to_frame, to_latex, to_markdown
+from ebpo_bench.report.tables import Analysis, analyse, load_paper
 
 __all__ = [
     "build_reports",

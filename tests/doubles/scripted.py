@@ -7,7 +7,8 @@ generations travel:
 - native: ``ScriptedModel`` + ``ScriptedTokenizer`` + the ``scripted`` rollout backend go through
   ``evaluation.evaluate`` (prompt encoding, sampling call, ``MathVerifier.score``, eval rows);
 - lm-eval: ``scripted_lm(...)`` is an ``lm_eval`` ``LM`` subclass (registered as ``ebpo-scripted``) whose
-  ``generate_until`` returns the scripted text, so ``simple_evaluate`` runs its real pipeline on our task YAMLs.
+  ``generate_until`` returns the scripted text, so ``simple_evaluate`` runs its real pipeline on our task
+  YAMLs.
 
 Every sample of a problem gets the same response (the model is deterministic), so avg@n equals the fraction
 of problems answered correctly.
@@ -39,7 +40,8 @@ def respond(answer: str, style: str = "boxed") -> str:
 def script(
     examples: Iterable[Any], correct: Callable[[int, Any], bool], style: str = "boxed"
 ) -> dict[str, str]:
-    """``{prompt: response}``: the gold answer where ``correct(index, example)`` holds, else ``WRONG_ANSWER``."""
+    """``{prompt: response}``: the gold answer where ``correct(index, example)`` holds, else
+    ``WRONG_ANSWER``."""
     return {
         ex.prompt: respond(ex.answer if correct(i, ex) else WRONG_ANSWER, style)
         for i, ex in enumerate(examples)
@@ -116,8 +118,8 @@ _LM_CLASS: list[type] = []
 
 
 def scripted_lm(responses: dict[str, str]) -> Any:
-    """An lm-eval ``LM`` answering from ``responses`` (keyed by prompt; a context that ends with a known prompt,
-    e.g. after a chat wrapper or few-shot prefix, also matches). lm-eval is imported only here."""
+    """An lm-eval ``LM`` answering from ``responses`` (keyed by prompt; a context that ends with a known
+    prompt, e.g. after a chat wrapper or few-shot prefix, also matches). lm-eval is imported only here."""
     if not _LM_CLASS:
         _LM_CLASS.append(_build_lm_class())
     return _LM_CLASS[0](responses)

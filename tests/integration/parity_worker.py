@@ -1,6 +1,6 @@
-"""Run under ``accelerate launch --multi_gpu --num_processes N`` (gloo on a CPU-only machine): each rank holds a slice of known rewards,
-gathers them through the trainer's own ``gather_groups`` and runs stateful estimators for a few
-steps; every rank saves what it computed to OUT/rank<r>.pt."""
+"""Run under ``accelerate launch --multi_gpu --num_processes N`` (gloo on a CPU-only machine): each rank
+holds a slice of known rewards, gathers them through the trainer's own ``gather_groups`` and runs stateful
+estimators for a few steps; every rank saves what it computed to OUT/rank<r>.pt."""
 
 import sys
 

@@ -1,6 +1,7 @@
 """The evaluation harness end to end: every gold of the shipped data, the scripted stand-in on every record,
-the native harness against lm-eval (scripted model: exact agreement; tiny model: agreement up to the documented
-extraction differences) and ``run_eval`` writing eval.jsonl / eval_summary.json. CPU only, offline.
+the native harness against lm-eval (scripted model: exact agreement; tiny model: agreement up to the
+documented extraction differences) and ``run_eval`` writing eval.jsonl / eval_summary.json. CPU only,
+offline.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 from doubles import scripted as S
 
-from ebpo_bench.data.rewards import MathVerifier, canonical_gold, verify_answer
+from ebpo_bench.data.answers import canonical_gold, verify_answer
+from ebpo_bench.data.rewards import MathVerifier
 from ebpo_bench.eval import benchmarks as B
 from ebpo_bench.eval.command import evaluate_native, run_eval
 from ebpo_bench.eval.lmeval import run_lmeval
@@ -120,8 +122,9 @@ def test_scripted_model_native_and_lmeval_agree_exactly(data):
 
 
 def test_lmeval_string_comparison_difference_on_all_gold(data):
-    """All-gold answers: math-verify grading is 100% in both harnesses; lm-eval's AIME ``exact_match`` misses
-    the zero-padded aime24 golds and every float amc23 gold ("27.0"), the documented extraction differences."""
+    """All-gold answers: math-verify grading is 100% in both harnesses; lm-eval's AIME ``exact_match``
+    misses the zero-padded aime24 golds and every float amc23 gold ("27.0"), the documented extraction
+    differences."""
     names = ["aime24", "aime25", "amc23"]
     examples = B.load_benchmarks(names, data)
     table = {p: r for exs in examples.values() for p, r in S.script(exs, lambda i, e: True).items()}

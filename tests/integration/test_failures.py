@@ -1,4 +1,5 @@
-"""A non-finite loss stops the run with a clear message, keeps the last good checkpoint and marks it failed."""
+"""A non-finite loss stops the run with a clear message, keeps the last good checkpoint and marks it
+failed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Benchmark registry, data-dir resolution, gold normalisation, the scripted stand-in through the native grading
-path (on a sample of every benchmark), sampling presets and the generated lm-eval task files."""
+"""Benchmark registry, data-dir resolution, gold normalisation, the scripted stand-in through the native
+grading path (on a sample of every benchmark), sampling presets and the generated lm-eval task files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from doubles import scripted as S
 
-from ebpo_bench.data.rewards import MathVerifier, canonical_gold, score_one, verify_answer
+from ebpo_bench.data.answers import canonical_gold, score_one, verify_answer
+from ebpo_bench.data.rewards import MathVerifier
 from ebpo_bench.eval import benchmarks as B
 from ebpo_bench.eval.command import resolve_settings
 from ebpo_bench.eval.sampling import evaluate, summarize

@@ -1,4 +1,5 @@
-"""Data orderings (ebpo_bench/data/orderings.py, datastream.PromptSource): order, strata, topics, pre-pass cache."""
+"""Data orderings (ebpo_bench/data/orderings.py, datastream.PromptSource): order, strata, topics,
+pre-pass cache."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ebpo_bench import estimators as advantages
-from ebpo_bench.estimators.base import ESTIMATORS
 from ebpo_bench.config.load import SpecError
+from ebpo_bench.estimators.base import ESTIMATORS
 from ebpo_bench.lab import simulate as sim
 from ebpo_bench.lab.policy import initial_logits, train_policy
 from ebpo_bench.lab.report import build_lab_report, is_lab_dir
@@ -140,7 +140,8 @@ R = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
 
 
 def test_ebpo_raw_baseline_and_all_fail_penalty_by_hand():
-    # group means 0, 1/2, 1: mu_glob = 1/2, tau2 = 1/6; all rewards: sigma2 = 1/4; G = 2: S = (1/8)/(1/8 + 1/6) = 3/7
+    # group means 0, 1/2, 1: mu_glob = 1/2, tau2 = 1/6; all rewards: sigma2 = 1/4;
+    # G = 2: S = (1/8)/(1/8 + 1/6) = 3/7
     adv, m = advantages.make("ebpo", adv_norm="none")(R)
     assert m["ebpo/shrinkage"] == pytest.approx(3 / 7)
     b = sim.implied_baseline(R, adv)
@@ -317,7 +318,8 @@ def test_bad_specs_raise_one_clear_message(over, needles):
 
 def test_shipped_spec_declares_every_default_and_loads_without_torch():
     code = (
-        "import sys; from ebpo_bench.lab.spec import load_lab_spec; s = load_lab_spec('specs/estimator_lab.yaml');"
+        "import sys; from ebpo_bench.lab.spec import load_lab_spec; "
+        "s = load_lab_spec('specs/estimator_lab.yaml');"
         "assert 'torch' not in sys.modules; print(s.kind, len(s.distributions), s.policy.seeds)"
     )
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -13,7 +13,8 @@ import yaml
 
 from ebpo_bench.report import build_reports, load_experiment
 from ebpo_bench.report.markdown import reading
-from ebpo_bench.report.tables import REPORTED, REPRODUCED, analyse, load_paper, paper_rows, to_markdown
+from ebpo_bench.report.render import to_markdown
+from ebpo_bench.report.tables import REPORTED, REPRODUCED, analyse, load_paper, paper_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,5 @@
-"""Tests for ebpo_bench.data.rewards: extraction, gold handling, math-verify equivalences and the worker pool.
+"""Tests for ebpo_bench.data.answers and ebpo_bench.data.rewards: extraction, gold handling, math-verify
+equivalences and the worker pool.
 
 One MathVerifier (2 workers, timeout_s=2) is shared by the module because spawning workers costs seconds.
 The elapsed-time checks around pathological answers are hang guards (timeout_s + 20 s), not performance tests.
@@ -12,15 +13,8 @@ import time
 
 import pytest
 
-from ebpo_bench.data.rewards import (
-    MathVerifier,
-    RewardResult,
-    canonical_gold,
-    extract_answer,
-    fast_path,
-    score_one,
-    verify_answer,
-)
+from ebpo_bench.data.answers import canonical_gold, extract_answer, fast_path, score_one, verify_answer
+from ebpo_bench.data.rewards import MathVerifier, RewardResult
 
 TIMEOUT_S = 2.0
 HANG_GUARD_S = TIMEOUT_S + 20.0

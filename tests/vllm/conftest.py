@@ -57,7 +57,8 @@ def engine_options() -> dict:
 
 @pytest.fixture(scope="module")
 def engine(tiny):
-    """A vLLM backend on the tiny model (the process's one engine, reused across modules when shapes match)."""
+    """A vLLM backend on the tiny model (the process's one engine, reused across modules when shapes
+    match)."""
     from ebpo_bench.rollout import make_backend
 
     tok, model, _ = tiny

@@ -133,7 +133,8 @@ def records_to_examples(
             prompt = template.format(**{**rec, "problem": problem})
         except KeyError as e:
             raise KeyError(
-                f"prompt template field {e} not found in {source} (row {i}); fields: {', '.join(map(str, rec))}"
+                f"prompt template field {e} not found in {source} (row {i}); "
+                f"fields: {', '.join(map(str, rec))}"
             ) from None
         answer = _answer_text(_field(rec, answer_field, source, i))
         ex_id = str(_field(rec, id_field, source, i)) if id_field else str(i)

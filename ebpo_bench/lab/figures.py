@@ -1,0 +1,150 @@
+"""Figures of an estimator-lab report (PNG + SVG, headless matplotlib), torch-free.
+
+MSE and zero-signal share against G, the failure penalty against mu_glob, learning curves and the
+prior error. Seed bands in learning curves span the 10th-90th percentile of the seeds; one colour per
+estimator is shared by every figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ebpo_bench.lab.frames import Lab, summarise
+
+REF_LINES = {
+    "group_mean_mse_closed": ("group mean, closed form sigma_w^2/G", "--", "k"),
+    "oracle_eb_mse_closed": ("oracle shrinkage (1-S*) sigma_w^2/G", ":", "k"),
+    "ebpo_plugin_mse_closed": ("EBPO plug-in S, large P", "-.", "0.4"),
+}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless, never a window
+    matplotlib.rcParams["svg.hashsalt"] = "ebpo-bench-lab"  # same results, same SVG
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, name: str, legend_ax=None, title: str | None = None) -> list[Path]:
+    """One legend outside the panels, then PNG + SVG (no date: same results, same file)."""
+    if legend_ax is not None:
+        fig.legend(
+            *legend_ax.get_legend_handles_labels(),
+            loc="outside right upper",
+            fontsize=7,
+            title=title,
+            title_fontsize=7,
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
+    _plt().close(fig)
+    return paths
+
+
+def _panels(lab: Lab, n: int, ncols: int = 3):
+    """Figure with n panels, and one colour per estimator shared by every figure."""
+    plt, ncols = _plt(), max(1, min(ncols, n))
+    fig, axes = plt.subplots(
+        -(-n // ncols),
+        ncols,
+        figsize=(4.6 * ncols, 3.3 * -(-n // ncols) + 0.5),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    cmap = plt.get_cmap("tab10" if len(lab.estimators) <= 10 else "tab20")
+    return fig, axes.ravel(), {e: cmap(i % cmap.N) for i, e in enumerate(lab.estimators)}
+
+
+def fig_vs_g(lab: Lab, metric: str, ylabel: str, out: Path, refs: bool) -> list[Path]:
+    """One panel per (distribution, order): the metric against G per estimator (mean over seeds)."""
+    fig, axes, col = _panels(lab, len(cells := lab.cells()))
+    for ax, (d, o) in zip(axes, cells):
+        s = summarise(lab.metric(metric).query("distribution == @d and order == @o"), ["estimator", "G"])
+        for e, g in s.groupby("estimator"):
+            ax.errorbar(
+                g.G, g["mean"], yerr=g.se, marker="o", ms=3, lw=1.2, color=col.get(e), label=e, capsize=2
+            )
+        if refs:
+            r = lab.ref.query("distribution == @d and order == @o").groupby(["metric", "G"]).value.mean()
+            for key, (label, style, grey) in REF_LINES.items():
+                if key in r.index.get_level_values(0):
+                    ax.plot(r[key].index, r[key].values, style, color=grey, lw=1, label=label)
+            ax.set_yscale("log")
+        ax.set_xscale("log", base=2)
+        ax.set(title=f"{d} / {o}", xlabel="group size G", ylabel=ylabel)
+    return _save(fig, out, "mse_vs_group_size" if refs else "zero_signal_vs_group_size", axes[0])
+
+
+def fig_penalty(lab: Lab, out: Path) -> list[Path]:
+    """All-fail and all-success advantages against the batch's mean reward (Cor. 3.5 and its mirror)."""
+    fig, axes, col = _panels(lab, 2, 2)
+    t = (
+        lab.penalty.groupby(["estimator", "target_mean", "metric"])
+        .value.mean()
+        .unstack("metric")
+        .reset_index()
+    )
+    for ax, key, title in zip(axes, ("fail_adv", "success_adv"), ("all-fail groups", "all-success groups")):
+        for e, g in t.groupby("estimator"):
+            ax.plot(g.batch_mean_reward, g[key], marker="o", ms=3, lw=1.2, color=col.get(e), label=e)
+            if key == "fail_adv" and "fail_adv_pred" in g and g.fail_adv_pred.notna().any():
+                ax.plot(g.batch_mean_reward, g.fail_adv_pred, ":", color=col.get(e), lw=1)
+        ax.axhline(0, color="0.5", lw=0.6)
+        ax.set(
+            title=f"Mean advantage of {title}",
+            xlabel="mean reward of the batch (mu_glob)",
+            ylabel="advantage",
+        )
+    return _save(fig, out, "failure_penalty", axes[0], "dotted: -S (mu_glob - r_fail)")
+
+
+def fig_learning(lab: Lab, col_name: str, out: Path) -> list[Path]:
+    """Per G: mean over seeds with a 10-90% seed band."""
+    gs = sorted(lab.learning.G.unique())
+    fig, axes, col = _panels(lab, len(gs))
+    for ax, g in zip(axes, gs):
+        for e, d in lab.learning[g == lab.learning.G].groupby("estimator"):
+            q = d.groupby("step")[col_name].quantile([0.1, 0.5, 0.9]).unstack()
+            ax.plot(q.index, d.groupby("step")[col_name].mean(), color=col.get(e), lw=1.2, label=e)
+            ax.fill_between(q.index, q[0.1], q[0.9], color=col.get(e), alpha=0.12, lw=0)
+        ax.set(
+            title=f"G = {g}",
+            xlabel="step",
+            ylabel="success rate" if col_name == "success" else "entropy (nats)",
+        )
+    return _save(fig, out, f"learning_{col_name}", axes[0])
+
+
+def fig_prior(lab: Lab, out: Path) -> list[Path] | None:
+    """Prior error per prior-reporting estimator and multi-topic distribution, shuffled vs clustered."""
+    pm = lab.metric("prior_mse")
+    t = pm.groupby(["distribution", "estimator", "order"]).value.mean().unstack("order") if len(pm) else pm
+    t = t.dropna() if {"shuffled", "clustered"} <= set(t.columns) else t.iloc[:0]
+    if t.empty:
+        return None
+    fig, axes, _ = _panels(lab, 1, 1)
+    fig.set_size_inches(1.2 * len(t) + 2.5, 3.8)
+    ax, x = axes[0], np.arange(len(t))
+    for i, o in enumerate(("shuffled", "clustered")):
+        ax.bar(x + (i - 0.5) * 0.38, t[o], 0.38, label=o)
+    ref = lab.prior_closed()
+    for key, colour, label in (
+        ("prior_mse_shuffled_closed", "k", "Var(theta)"),
+        ("prior_mse_clustered_closed", "r", "E_k Var(theta | k), idealised"),
+    ):
+        ax.hlines(
+            [ref.get((d, key), np.nan) for d, _ in t.index], x - 0.45, x + 0.45, colors=colour, label=label
+        )
+    ax.set_xticks(x, [f"{e}\n{d}" for d, e in t.index], fontsize=7)
+    ax.set(ylabel="mean (mu_glob - theta)^2", title="Prior error (Prop. 3.8)")
+    ax.legend(fontsize=7)
+    return _save(fig, out, "prior_error")
