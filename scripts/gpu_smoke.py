@@ -56,7 +56,9 @@ def throughput(name: str, dtype: torch.dtype, P: int = 64, G: int = 8, T: int = 
     t0 = time.perf_counter()
     for mb in torch.arange(ids.shape[0], device="cuda").chunk(4):
         lp, _ = sequence_logprobs(model, ids[mb], attn[mb], ids.shape[1] - width, 1.0, False)
-        loss, _ = losses.policy_loss(lp, batch.old_logprobs[mb.cpu()].cuda(), adv[mb], mask[mb])
+        loss, _ = losses.policy_loss(
+            losses.LossInputs(lp, batch.old_logprobs[mb.cpu()].cuda(), adv[mb], mask[mb])
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from ebpo_bench.config.estimators import AdvantageConfig, EBPOAdvantage
+from ebpo_bench.config.losses import LossConfig, TISConfig  # noqa: F401  (TISConfig: part of the spec API)
 
 
 class _Cfg(BaseModel):
@@ -299,39 +300,6 @@ class TrainConfig(_Cfg):
     )
     filter_groups: FilterGroupsConfig = Field(default_factory=FilterGroupsConfig)
     overlong: OverlongConfig = Field(default_factory=OverlongConfig)
-
-
-class TISConfig(_Cfg):
-    """Token-level truncated importance sampling for a sampler that differs from the trainer (e.g. vLLM)."""
-
-    enabled: bool = Field(
-        False,
-        description="Re-score old log-probs with the trainer; weight tokens by "
-        "min(pi_trainer / pi_sampler, cap); logged as tis/*.",
-    )
-    cap: float = Field(
-        2.0, gt=0, description="Upper truncation of the importance weight (verl/TRL default 2)."
-    )
-
-
-class LossConfig(_Cfg):
-    """Clipped surrogate, token aggregation, KL and entropy terms (ebpo_bench/train/losses.py)."""
-
-    clip_low: float = Field(0.2, ge=0, lt=1, description="Lower clip: ratio >= 1 - clip_low.")
-    clip_high: float = Field(
-        0.2, ge=0, description="Upper clip: ratio <= 1 + clip_high (DAPO clip-higher: 0.28)."
-    )
-    clip_c: float | None = Field(None, gt=1, description="Dual clip for negative advantages (verl: 3.0).")
-    aggregation: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
-    constant_norm: int | None = Field(
-        None, ge=1, description="Normaliser of seq_mean_token_sum_norm; resolved to rollout.max_new_tokens."
-    )
-    kl_coef: float = Field(
-        0.0, ge=0, description="KL-to-reference coefficient in the loss (0 = no reference model)."
-    )
-    kl_estimator: Literal["k1", "k3"] = "k3"
-    entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus coefficient.")
-    tis: TISConfig = Field(default_factory=TISConfig)
 
 
 class EvalConfig(_Cfg):

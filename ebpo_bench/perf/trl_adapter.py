@@ -15,7 +15,7 @@ AdamW lr / betas / weight decay         ``learning_rate``, ``adam_beta1/2``, ``w
                                         AdamW; ours is ``torch.optim.AdamW`` unfused)
 constant schedule, warm-up steps        ``lr_scheduler_type="constant_with_warmup"``
 ``train.grad_clip``                     ``max_grad_norm``
-``loss.clip_low`` / ``clip_high``       ``epsilon`` / ``epsilon_high``
+``loss.surrogate.clip_low`` / ``clip_high`` ``epsilon`` / ``epsilon_high``
 ``loss.kl_coef``                        ``beta``
 ``loss.aggregation`` token_mean         ``loss_type="dapo"`` (token mean over the mini-batch's
                                         active tokens, = ours with one process and no
@@ -68,6 +68,11 @@ def grpo_config(run: RunConfig, steps: int, output_dir: str) -> Any:
     P, G, m = run.train.prompts_per_step, run.rollout.group_size, run.train.mini_batches
     if (P * G) % m:
         raise ValueError(f"P·G = {P * G} must be divisible by train.mini_batches = {m} for TRL's batching")
+    if run.loss.surrogate.type != "ppo_clip":
+        raise ValueError(
+            f"TRL's GRPOTrainer has no '{run.loss.surrogate.type}' loss; benchmark an arm whose "
+            "loss.surrogate.type is ppo_clip"
+        )
     import torch
 
     mp = run.model.mixed_precision
@@ -101,8 +106,8 @@ def grpo_config(run: RunConfig, steps: int, output_dir: str) -> Any:
         max_grad_norm=run.train.grad_clip,
         lr_scheduler_type="constant_with_warmup",
         warmup_steps=run.train.warmup_steps * m,
-        epsilon=run.loss.clip_low,
-        epsilon_high=run.loss.clip_high,
+        epsilon=run.loss.surrogate.clip_low,
+        epsilon_high=run.loss.surrogate.clip_high,
         beta=run.loss.kl_coef,
         loss_type=LOSS_TYPES[run.loss.aggregation],
         scale_rewards=scale_rewards(run),

@@ -1,6 +1,8 @@
-"""Policy-gradient losses: PPO clipped surrogate, token aggregation, KL-to-reference, entropy bonus.
+"""Policy-gradient losses: a surrogate (``train/surrogates.py``), token aggregation, KL-to-reference,
+entropy bonus.
 
-Pure tensor functions with no state and no model; the trainer calls them once per mini-batch.
+Pure tensor functions with no state and no model; the trainer calls ``policy_loss(inputs, cfg)`` once per
+mini-batch with the spec's ``loss`` section.
 
 Notation used for tensor shapes:
     B: sequences (responses) in the mini-batch.
@@ -9,8 +11,7 @@ Notation used for tensor shapes:
 
 Per token, with ratio = exp(logp - old_logp) and the sequence advantage A broadcast over tokens:
 
-    pg = -min(ratio * A, clip(ratio, 1 - clip_low, 1 + clip_high) * A)          (PPO / DAPO clip-higher)
-    pg = min(pg, clip_c * |A|)  where A < 0                                      (dual clip, verl clip_ratio_c)
+    pg = surrogate(ratio, A)            e.g. ppo_clip: -min(ratio A, clip(ratio, 1 - lo, 1 + hi) A)
     loss_token = pg + kl_coef * KL_est(logp, ref_logp) - entropy_coef * entropy
     loss = aggregate(loss_token, mask, aggregation)
 
@@ -36,9 +37,14 @@ Choices and deliberate deviations (estimators-and-anchors.md §2-§3, ebpo-paper
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
 
-AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+import torch
+from torch import Tensor
+
+from ebpo_bench.config.losses import AGGREGATIONS, LossConfig
+from ebpo_bench.train.surrogates import SURROGATES
+
 KL_ESTIMATORS = ("k1", "k3")
 
 # exp(20) ~ 4.9e8: far beyond any ratio a clipped update can produce, yet finite in float16/32
@@ -116,137 +122,104 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> to
     raise ValueError(f"unknown KL estimator {estimator!r}; valid estimators: {', '.join(KL_ESTIMATORS)}")
 
 
-def _check_inputs(logp, old_logp, advantages, mask, clip_c, ref_logp, kl_coef, entropy, entropy_coef) -> None:
-    """Fail early, with the fix in the message, on shapes and option combinations that make no sense."""
-    if logp.dim() != 2 or old_logp.shape != logp.shape or mask.shape != logp.shape:
-        raise ValueError(
-            f"logp, old_logp and mask must all be (B, T); got {tuple(logp.shape)}, "
-            f"{tuple(old_logp.shape)}, {tuple(mask.shape)}"
-        )
-    if advantages.shape != logp.shape[:1]:
-        raise ValueError(f"advantages must be (B,) = {tuple(logp.shape[:1])}; got {tuple(advantages.shape)}")
-    if clip_c is not None and not clip_c > 1.0:
-        raise ValueError(f"dual clip needs clip_c > 1 (verl uses 3.0) or None to disable it; got {clip_c!r}")
-    if kl_coef > 0 and ref_logp is None:
-        raise ValueError(
-            "kl_coef > 0 needs ref_logp (reference-policy log-probs); pass them or set kl_coef=0"
-        )
-    if ref_logp is not None and ref_logp.shape != logp.shape:
-        raise ValueError(f"ref_logp must be (B, T) = {tuple(logp.shape)}; got {tuple(ref_logp.shape)}")
-    if entropy_coef > 0 and entropy is None:
-        raise ValueError("entropy_coef > 0 needs the per-token entropy; pass it or set entropy_coef=0")
-    if entropy is not None and entropy.shape != logp.shape:
-        raise ValueError(f"entropy must be (B, T) = {tuple(logp.shape)}; got {tuple(entropy.shape)}")
+@dataclass(frozen=True)
+class LossInputs:
+    """The tensors of one mini-batch that the loss reads (B sequences, T response tokens).
+
+    logp (B, T) requires grad; old_logp (B, T) the sampler's (constants); advantages (B,) sequence-level,
+    broadcast over each response's tokens; mask (B, T) 1 on valid tokens; ref_logp (B, T) reference
+    log-probs (needed when kl_coef > 0); entropy (B, T) per-token entropies (needed when entropy_coef > 0,
+    logged when given); is_weights (B, T) constant per-token importance weights multiplying the surrogate
+    (truncated IS when the sampler is not the trainer), None = 1.
+    """
+
+    logp: Tensor
+    old_logp: Tensor
+    advantages: Tensor
+    mask: Tensor
+    ref_logp: Tensor | None = None
+    entropy: Tensor | None = None
+    is_weights: Tensor | None = None
+
+    def check(self, cfg: LossConfig) -> None:
+        """Fail early, with the fix in the message, on shapes and option combinations that make no sense."""
+        shape = tuple(self.logp.shape)
+        if (
+            self.logp.dim() != 2
+            or self.old_logp.shape != self.logp.shape
+            or self.mask.shape != self.logp.shape
+        ):
+            raise ValueError(
+                f"logp, old_logp and mask must all be (B, T); got {shape}, "
+                f"{tuple(self.old_logp.shape)}, {tuple(self.mask.shape)}"
+            )
+        if self.advantages.shape != self.logp.shape[:1]:
+            raise ValueError(f"advantages must be (B,) = {shape[:1]}; got {tuple(self.advantages.shape)}")
+        if cfg.kl_coef > 0 and self.ref_logp is None:
+            raise ValueError(
+                "kl_coef > 0 needs ref_logp (reference-policy log-probs); pass them or set kl_coef=0"
+            )
+        if cfg.entropy_coef > 0 and self.entropy is None:
+            raise ValueError("entropy_coef > 0 needs the per-token entropy; pass it or set entropy_coef=0")
+        for name in ("ref_logp", "entropy", "is_weights"):
+            x = getattr(self, name)
+            if x is not None and tuple(x.shape) != shape:
+                raise ValueError(f"{name} must be (B, T) = {shape}; got {tuple(x.shape)}")
 
 
-def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    return (x * m).sum() / m.sum().clamp(min=1)
-
-
-def policy_loss(
-    logp: torch.Tensor,
-    old_logp: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
-    clip_c: float | None = None,
-    aggregation: str = "token_mean",
-    constant_norm: float | None = None,
-    ref_logp: torch.Tensor | None = None,
-    kl_coef: float = 0.0,
-    kl_estimator: str = "k3",
-    entropy: torch.Tensor | None = None,
-    entropy_coef: float = 0.0,
-    is_weights: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PPO clipped surrogate with optional clip-higher, dual clip, KL-to-reference and entropy bonus.
-
-    Args:
-        logp: (B, T) log-probs of the sampled tokens under the current policy (requires grad).
-        old_logp: (B, T) log-probs from the sampler (treated as constants).
-        advantages: (B,) sequence-level advantages, broadcast over each response's tokens.
-        mask: (B, T) 1 (or True) on valid response tokens.
-        clip_low: ratio is clipped below at 1 - clip_low.
-        clip_high: ratio is clipped above at 1 + clip_high (DAPO clip-higher: 0.28).
-        clip_c: dual clip for A < 0: the per-token loss is capped at clip_c * |A|; must be > 1;
-            None disables it.
-        aggregation: one of ``AGGREGATIONS`` (see ``aggregate``).
-        constant_norm: C for ``seq_mean_token_sum_norm``.
-        ref_logp: (B, T) reference-policy log-probs (no grad); needed when kl_coef > 0.
-        kl_coef: weight of the per-token KL(pi || ref) estimate added to the loss.
-        kl_estimator: ``"k1"`` or ``"k3"`` (see ``kl_penalty``).
-        entropy: (B, T) per-token entropies of the current policy; needed when entropy_coef > 0.
-        entropy_coef: weight of the entropy bonus (subtracted from the loss).
-        is_weights: (B, T) per-token importance weights (constants) multiplying the surrogate, e.g.
-            truncated IS min(pi_old / pi_sampler, C) when the sampler is not the trainer; None = 1.
+def policy_loss(x: LossInputs, cfg: LossConfig | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """The surrogate ``cfg.surrogate`` (``SURROGATES``), plus KL to the reference and the entropy bonus,
+    aggregated by ``cfg.aggregation``.
 
     Returns:
         ``(loss, stats)``: loss is the () scalar to backpropagate; stats are detached () tensors:
-        ``pg_loss`` (surrogate alone, same aggregation as the loss), ``kl`` (token-mean KL to ref,
-        0 without ref_logp), ``entropy`` (token mean, only when entropy is given), ``clip_frac_low``
-        / ``clip_frac_high`` / ``dual_clip_frac`` (fractions of valid tokens where that clip is
-        active), ``approx_kl_old`` (token-mean k3 estimate of KL(old || new)), ``ratio_mean`` and
-        ``ratio_max`` (over valid tokens; 0 if there are none).
+        ``pg_loss`` (surrogate alone, same aggregation as the loss), ``kl`` (token-mean KL to ref, 0
+        without ref_logp), ``entropy`` (token mean, only when entropy is given), ``approx_kl_old``
+        (token-mean k3 estimate of KL(old || new)), ``ratio_mean`` and ``ratio_max`` (over valid tokens; 0
+        if there are none), and the surrogate's own (for ppo_clip: ``clip_frac_low`` / ``clip_frac_high``
+        / ``dual_clip_frac``, the fractions of valid tokens where that clip is active).
 
     Raises:
-        ValueError: bad shapes, clip_c <= 1, kl_coef > 0 without ref_logp, entropy_coef > 0
-            without entropy, or a bad aggregation / KL estimator.
+        ValueError: bad shapes, kl_coef > 0 without ref_logp, entropy_coef > 0 without entropy.
     """
-    _check_inputs(logp, old_logp, advantages, mask, clip_c, ref_logp, kl_coef, entropy, entropy_coef)
-    m = mask.to(logp.dtype)
-    adv = advantages.to(logp.dtype).unsqueeze(1)
-    ratio = torch.exp((logp - old_logp.detach()).clamp(-_LOG_CLAMP, _LOG_CLAMP))
-    pg, dual_active = _clipped_surrogate(ratio, adv, clip_low, clip_high, clip_c)
-    if is_weights is not None:
-        pg = pg * is_weights.detach().to(pg.dtype)
+    cfg = cfg or LossConfig()
+    x.check(cfg)
+    m = x.mask.to(x.logp.dtype)
+    adv = x.advantages.to(x.logp.dtype).unsqueeze(1)
+    ratio = torch.exp((x.logp - x.old_logp.detach()).clamp(-_LOG_CLAMP, _LOG_CLAMP))
+    pg, own = SURROGATES.get(cfg.surrogate.type)(ratio, x.logp, adv, m, cfg.surrogate)
+    if x.is_weights is not None:
+        pg = pg * x.is_weights.detach().to(pg.dtype)
 
     per_token = pg
-    kl_stat = torch.zeros((), dtype=logp.dtype, device=logp.device)
-    if ref_logp is not None:
-        kl = kl_penalty(logp, ref_logp.detach(), kl_estimator)
+    kl_stat = torch.zeros((), dtype=x.logp.dtype, device=x.logp.device)
+    if x.ref_logp is not None:
+        kl = kl_penalty(x.logp, x.ref_logp.detach(), cfg.kl_estimator)
         kl_stat = _masked_mean(kl.detach(), m)
-        if kl_coef > 0:
-            per_token = per_token + kl_coef * kl
-    if entropy is not None and entropy_coef > 0:
-        per_token = per_token - entropy_coef * entropy
-    loss = aggregate(per_token, m, aggregation, constant_norm=constant_norm)
+        if cfg.kl_coef > 0:
+            per_token = per_token + cfg.kl_coef * kl
+    if x.entropy is not None and cfg.entropy_coef > 0:
+        per_token = per_token - cfg.entropy_coef * x.entropy
+    loss = aggregate(per_token, m, cfg.aggregation, constant_norm=cfg.constant_norm)
 
     with torch.no_grad():
-        stats = {
-            "pg_loss": aggregate(pg.detach(), m, aggregation, constant_norm=constant_norm),
-            "kl": kl_stat,
-        }
-        stats.update(
-            _ratio_stats(ratio.detach(), logp.detach(), old_logp, adv, m, clip_low, clip_high, dual_active)
-        )
-        if entropy is not None:
-            stats["entropy"] = _masked_mean(entropy.detach(), m)
+        stats = {"pg_loss": aggregate(pg.detach(), m, cfg.aggregation, constant_norm=cfg.constant_norm)}
+        stats["kl"] = kl_stat
+        stats.update(own)
+        stats.update(_ratio_stats(ratio.detach(), x.logp.detach(), x.old_logp, m))
+        if x.entropy is not None:
+            stats["entropy"] = _masked_mean(x.entropy.detach(), m)
     return loss, stats
 
 
-def _clipped_surrogate(
-    ratio: torch.Tensor, adv: torch.Tensor, clip_low: float, clip_high: float, clip_c: float | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) per-token clipped PPO loss and a (B, T) bool of where the dual clip is active."""
-    # min of the two surrogates: the clipped branch is constant in logp, so clipped tokens get zero grad
-    pg = -torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv)
-    negative = adv < 0
-    if clip_c is None:
-        return pg, torch.zeros_like(pg, dtype=torch.bool)
-    cap = -clip_c * adv  # = clip_c * |A| where A < 0; a constant, so capped tokens get zero grad
-    dual_active = negative & (pg > cap)
-    return torch.where(negative, torch.minimum(pg, cap), pg), dual_active
+def _masked_mean(x: Tensor, m: Tensor) -> Tensor:
+    return (x * m).sum() / m.sum().clamp(min=1)
 
 
-def _ratio_stats(ratio, logp, old_logp, adv, m, clip_low, clip_high, dual_active) -> dict[str, torch.Tensor]:
-    """Clip fractions, approximate KL(old || new) and ratio summaries over the valid tokens."""
+def _ratio_stats(ratio: Tensor, logp: Tensor, old_logp: Tensor, m: Tensor) -> dict[str, Tensor]:
+    """Approximate KL(old || new) and ratio summaries over the valid tokens."""
     empty = ratio.new_zeros(())
     return {
-        "clip_frac_low": _masked_mean(((adv < 0) & (ratio < 1.0 - clip_low)).to(m.dtype), m),
-        "clip_frac_high": _masked_mean(((adv > 0) & (ratio > 1.0 + clip_high)).to(m.dtype), m),
-        "dual_clip_frac": _masked_mean(dual_active.to(m.dtype), m),
         # k3 with the roles swapped gives r - 1 - log r, r = new / old: KL(old || new) on old's samples
         "approx_kl_old": _masked_mean(kl_penalty(old_logp, logp, "k3"), m),
         "ratio_mean": _masked_mean(ratio, m),

@@ -387,23 +387,16 @@ def minibatch_step(
         with torch.no_grad():
             ref, _ = response_logprobs(t.ref_model, batch, idx, width, acc.device, temp, False, unit)
     w = None if is_weights is None else is_weights[idx][:, :width].to(acc.device)
-    loss, st = losses.policy_loss(
+    inputs = losses.LossInputs(
         logp,
         old[idx][:, :width].to(acc.device),
         adv[idx].to(acc.device),
         mask,
-        clip_low=L.clip_low,
-        clip_high=L.clip_high,
-        clip_c=L.clip_c,
-        aggregation=L.aggregation,
-        constant_norm=L.constant_norm,
         ref_logp=ref,
-        kl_coef=L.kl_coef,
-        kl_estimator=L.kl_estimator,
         entropy=ent if bonus else None,
-        entropy_coef=L.entropy_coef,
         is_weights=w,
     )
+    loss, st = losses.policy_loss(inputs, L)
     t.opt.zero_grad()
     acc.backward(loss)
     gnorm = acc.clip_grad_norm_(t.model.parameters(), run.train.grad_clip)

