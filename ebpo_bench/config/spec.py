@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 
 from ebpo_bench.config.estimators import AdvantageConfig, EBPOAdvantage
 from ebpo_bench.config.losses import LossConfig, TISConfig  # noqa: F401  (TISConfig: part of the spec API)
+from ebpo_bench.config.rollout import RolloutConfig, engine_config
 
 
 class _Cfg(BaseModel):
@@ -181,84 +182,6 @@ class RewardConfig(_Cfg):
     workers: int = Field(1, ge=1, description="Verifier worker processes.")
 
 
-class VLLMConfig(_Cfg):
-    """Options of the vLLM engine (ebpo_bench/rollout/vllm.py), colocated with the trainer in its process."""
-
-    gpu_memory_utilization: float = Field(
-        0.3,
-        gt=0,
-        le=1,
-        description="Share of the GPU vLLM may hold (weights + KV cache); the rest is the trainer's. "
-        "On CPU the KV cache is sized by cpu_kvcache_space_gib instead.",
-    )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto",
-        description="Engine weights dtype; 'auto' = the policy's own parameter dtype (unlike vLLM's 'auto', "
-        "which would run a float32 policy in 16 bits and sample from a different distribution).",
-    )
-    enforce_eager: bool = Field(
-        False,
-        description="No torch.compile / CUDA graphs: slower decoding, but an engine start in seconds "
-        "(about 3 s instead of 17 s for the tiny model on CPU).",
-    )
-    max_model_len: int | None = Field(
-        None,
-        ge=16,
-        description="Longest prompt + response the engine accepts (None = the model's context length).",
-    )
-    cpu_kvcache_space_gib: int = Field(
-        1,
-        ge=1,
-        description="CPU only: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE, unless already set).",
-    )
-    sleep: Literal["auto", "on", "off"] = Field(
-        "auto",
-        description="Free the engine's GPU memory (vLLM sleep level 2) between sampling and the next weight "
-        "sync, i.e. during the update; 'auto' = on with CUDA, off on CPU (vLLM has no sleep mode there).",
-    )
-
-
-class RolloutConfig(_Cfg):
-    """Sampling of G responses per prompt."""
-
-    backend: Literal["hf", "vllm"] = Field(
-        "hf",
-        description="Rollout engine: 'hf' = transformers generate on the training model; 'vllm' = a vLLM "
-        "engine in the trainer's process, weights synced after every update (needs the vllm or vllm-cpu extra).",
-    )
-    group_size: int = Field(4, ge=1, description="G: responses per prompt.")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature (also used for the log-probs).")
-    top_p: float = Field(
-        1.0,
-        gt=0,
-        le=1,
-        description="Nucleus sampling mass (below 1 the 'vllm' backend's old log-probs are those of "
-        "the renormalised nucleus, the 'hf' backend's those before truncation: see ebpo_bench/rollout/vllm.py).",
-    )
-    max_new_tokens: int = Field(16, ge=1, description="Response length cap (tokens).")
-    max_prompt_tokens: int = Field(512, ge=1, description="Longer prompts are dropped from the data.")
-    vllm: VLLMConfig | None = Field(
-        None,
-        description="vLLM engine options; filled with the defaults when backend is 'vllm' (an eval.backend "
-        "'vllm' beside backend 'hf' uses them too, or the defaults when absent).",
-    )
-
-    @model_validator(mode="after")
-    def _vllm_defaults(self) -> RolloutConfig:
-        if self.backend == "vllm" and self.vllm is None:  # declared, not silent: the resolved spec shows them
-            object.__setattr__(self, "vllm", VLLMConfig())
-        return self
-
-    @model_serializer(mode="wrap")
-    def _without_absent_vllm(self, handler: Any) -> dict:
-        # An absent vllm block is left out of resolved specs and spec hashes, so runs saved before the
-        # vllm backend existed keep their hash (as DataConfig does for its order knobs).
-        out = handler(self)
-        if out.get("vllm") is None:
-            out.pop("vllm", None)
-        return out
-
-
 class FilterGroupsConfig(_Cfg):
     """DAPO dynamic sampling: drop groups whose rewards are all equal, resample until the batch is full."""
 
@@ -310,10 +233,10 @@ class EvalConfig(_Cfg):
     temperature: float = Field(1.0, ge=0, description="0 means greedy decoding.")
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int | None = Field(None, ge=1, description="Defaults to rollout.max_new_tokens.")
-    backend: Literal["hf", "vllm"] = Field(
+    backend: str = Field(
         "hf",
-        description="Sampling engine of held-out evaluation ('vllm' takes its options from rollout.vllm "
-        "and shares one engine with vLLM training rollouts).",
+        description="Sampling engine of held-out evaluation (`ebpo-bench ls backends`): with the same type as "
+        "rollout.backend it takes those options (one vLLM engine serves both), else its defaults.",
     )
     seed: int = Field(1234, description="Sampling seed of the evaluation, separate from training seeds.")
     keep_text: bool = Field(True, description="Store response text in eval.jsonl (else a hash).")
@@ -341,14 +264,11 @@ class EvalConfig(_Cfg):
                 raise ValueError(e.args[0]) from None
         return names
 
-    @model_serializer(mode="wrap")
-    def _hf_backend_implicit(self, handler: Any) -> dict:
-        # backend 'hf' (the only engine before vllm) is left out of resolved specs and spec hashes, so
-        # runs saved before the field existed keep their hash; 'vllm' is always written.
-        out = handler(self)
-        if out.get("backend") == "hf":
-            out.pop("backend")
-        return out
+    @field_validator("backend")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        engine_config(name)  # ValueError with a did-you-mean for an unknown engine
+        return name
 
 
 class OutputConfig(_Cfg):
@@ -408,6 +328,11 @@ class _Body(_Cfg):
                 self, "eval", self.eval.model_copy(update={"max_new_tokens": self.rollout.max_new_tokens})
             )
         return self
+
+    def eval_engine(self) -> Any:
+        """The engine config of held-out evaluation: rollout.backend's when eval.backend names the same
+        engine, else that engine's defaults."""
+        return engine_config(self.eval.backend, self.rollout.backend)
 
 
 class ExperimentSpec(_Body):

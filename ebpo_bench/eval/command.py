@@ -116,7 +116,7 @@ def evaluate_native(
     chat_template: bool,
     template: str = "boxed",
     keep_text: bool = True,
-    backend: str = "hf",
+    backend: Any = "hf",
     quiet: bool = True,
     step: int = 0,
 ) -> list[dict]:
@@ -219,8 +219,8 @@ def run_eval(
         template: Prompt template, ``boxed`` or ``dapo`` (the grader's answer format follows it); ``None``
             takes the preset's (``dapo`` for ``paper``) or ``boxed``.
         keep_text: Store responses in eval.jsonl (else a 16-hex-digit hash).
-        backend: Rollout backend of the native harness, ``hf`` or ``vllm`` (engine options: the run's
-            ``rollout.vllm`` when ``model`` is a run directory that has one, else ``VLLMConfig``'s defaults).
+        backend: Rollout engine of the native harness, ``hf`` or ``vllm`` (engine options: the run's
+            ``rollout.backend`` when ``model`` is a run directory with that engine, else its defaults).
 
     Returns:
         The summary written to ``eval_summary.json``: settings plus ``benchmarks`` (``evaluation.summarize``
@@ -254,9 +254,8 @@ def run_eval(
     )
     lm_metrics = None
     if harness == "native":
-        if backend == "vllm":
-            _vllm_options(model)
-        rows = evaluate_native(policy, tok, examples, n=settings["n"], quiet=quiet, backend=backend, **kw)
+        engine = engine_for(model, backend)
+        rows = evaluate_native(policy, tok, examples, n=settings["n"], quiet=quiet, backend=engine, **kw)
     else:
         from ebpo_bench.eval.lmeval import run_lmeval
 
@@ -287,17 +286,16 @@ def run_eval(
     return summary
 
 
-def _vllm_options(model: str) -> None:
-    """vLLM engine options for this evaluation: a run directory's ``rollout.vllm``, else the defaults."""
+def engine_for(model: str, backend: str) -> Any:
+    """The engine config of this evaluation: a run directory's ``rollout.backend`` when it is engine
+    ``backend``, else that engine's defaults."""
     import yaml
 
-    from ebpo_bench.config.spec import VLLMConfig
-    from ebpo_bench.rollout import set_backend_options
+    from ebpo_bench.config.rollout import RolloutConfig, engine_config
 
     spec = Path(model) / "spec.resolved.yaml"
-    block = (yaml.safe_load(spec.read_text()).get("rollout") or {}).get("vllm") if spec.is_file() else None
-    cfg = VLLMConfig.model_validate(block) if block else VLLMConfig()
-    set_backend_options("vllm", **cfg.model_dump())
+    rollout = (yaml.safe_load(spec.read_text()).get("rollout") or {}) if spec.is_file() else {}
+    return engine_config(backend, RolloutConfig.model_validate(rollout).backend if rollout else None)
 
 
 def _to_device(model: Any) -> None:

@@ -89,7 +89,7 @@ def evaluate(
     chat_template: bool,
     keep_text: bool,
     step: int,
-    backend: str = "hf",
+    backend: Any = "hf",
     progress=None,
 ) -> list[dict]:
     """Sample and grade every problem of every benchmark; return eval rows."""

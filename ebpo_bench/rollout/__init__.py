@@ -1,16 +1,22 @@
 """Rollout backends: sample G responses per prompt and return token ids, masks and log-probs.
 
 All backends fill the same ``RolloutBatch``; the trainer and the evaluator never know which one
-produced it. Rows are prompt-major: row ``p * n + g`` is sample g of prompt p.
+produced it. Rows are prompt-major: row ``p * n + g`` is sample g of prompt p. Each engine is a class
+registered in ``BACKENDS`` under its config's ``type`` (``ebpo_bench/config/rollout.py``), built as
+``cls(model, tokenizer, cfg)`` with its options passed explicitly, and offering ``check_available()``
+(a classmethod raising ``BackendUnavailable``) and optionally ``shutdown()`` (a classmethod releasing
+process resources).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
+from ebpo_bench.config.rollout import ENGINE_CONFIGS, engine_config
 from ebpo_bench.registry import Registry
 
 
@@ -65,40 +71,47 @@ class RolloutBackend(Protocol):
 
 BACKENDS: Registry = Registry("rollout backend")
 
-#: engine options per backend name, for callers that build backends as make_backend(name, model, tok)
-#: (the trainer, evaluation.evaluate): the runner and the eval command set the spec's options here first
-_OPTIONS: dict[str, dict[str, Any]] = {}
-
 
 class BackendUnavailable(RuntimeError):
     """A backend's engine is not installed; the message says what to install."""
 
 
-def set_backend_options(name: str, **options: Any) -> None:
-    """Options every later ``make_backend(name, ...)`` in this process receives (explicit kwargs win)."""
-    _OPTIONS[name] = dict(options)
+def _engine_class(cfg: Any) -> Any:
+    """The registered class of an engine config, importing its module (``cfg.module``) on first use."""
+    if cfg.type not in BACKENDS:
+        importlib.import_module(cfg.module)  # registers itself; vLLM itself is imported only on engine start
+    return BACKENDS.get(cfg.type)
 
 
-def require_backend(name: str) -> None:
-    """Raise ``BackendUnavailable`` (one line, with the install command) when ``name``'s engine does not
-    import.
+def require_backend(engine: Any) -> None:
+    """Raise ``BackendUnavailable`` (one line, with the install command) when ``engine``'s library does not
+    import; callers check before any work so a missing extra fails fast. ``engine``: a config or a name."""
+    cfg = engine_config(engine) if isinstance(engine, str) else engine
+    _engine_class(cfg).check_available()
 
-    Only 'vllm' has an optional engine; callers check before any work so a missing extra fails fast.
+
+def make_backend(engine: Any, model: Any, tokenizer: Any, **kwargs: Any) -> RolloutBackend:
+    """Build the engine ``engine`` (its spec config, or a name for its defaults) on ``model``; ``kwargs``
+    override config fields or pass engine-only switches (e.g. the HF sampler's ``share_prompt``).
+
+    A name with no config class (a test double registered in ``BACKENDS``) is built as ``cls(model, tok,
+    **kwargs)``.
     """
-    if name == "vllm":
-        from ebpo_bench.rollout.vllm import import_vllm  # our module; it imports vLLM itself only here
+    if isinstance(engine, str) and engine not in ENGINE_CONFIGS:
+        return BACKENDS.get(engine)(model, tokenizer, **kwargs)
+    cfg = engine_config(engine) if isinstance(engine, str) else engine
+    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in type(cfg).model_fields}
+    if fields:
+        cfg = type(cfg).model_validate({**cfg.model_dump(), **fields})
+    return _engine_class(cfg)(model, tokenizer, cfg, **kwargs)
 
-        import_vllm()
 
-
-def make_backend(name: str, model: Any, tokenizer: Any, **kwargs: Any) -> RolloutBackend:
-    """Build backend ``name`` on ``model``; engine modules are imported only when their backend is asked
-    for."""
-    if name == "hf" and "hf" not in BACKENDS:
-        from ebpo_bench.rollout import hf  # noqa: F401  (registers itself)
-    if name == "vllm" and "vllm" not in BACKENDS:
-        from ebpo_bench.rollout import vllm  # noqa: F401  (registers itself; imports vLLM only when an engine starts)
-    return BACKENDS.get(name)(model, tokenizer, **{**_OPTIONS.get(name, {}), **kwargs})
+def shutdown_engines() -> None:
+    """Release every engine class's process resources (only engines whose module was imported)."""
+    for name in BACKENDS.names():
+        release = getattr(BACKENDS.get(name), "shutdown", None)
+        if release is not None:
+            release()
 
 
 def encode_prompt(tokenizer: Any, text: str, chat_template: bool) -> list[int]:

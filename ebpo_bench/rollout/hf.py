@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ebpo_bench.config.rollout import HFEngineConfig
 from ebpo_bench.rollout import BACKENDS, RolloutBatch, SamplingParams, concat, left_pad
 
 
@@ -22,8 +23,17 @@ class HFRollout:
     agree to float rounding; greedy outputs are identical, tested) for a fraction of the prefill.
     """
 
-    def __init__(self, model, tokenizer, *, max_batch: int = 256, share_prompt: bool = True) -> None:
-        self.model, self.tok, self.max_batch, self.share_prompt = model, tokenizer, max_batch, share_prompt
+    def __init__(self, model, tokenizer, cfg: HFEngineConfig, *, share_prompt: bool = True) -> None:
+        self.model, self.tok, self.max_batch, self.share_prompt = (
+            model,
+            tokenizer,
+            cfg.max_batch,
+            share_prompt,
+        )
+
+    @classmethod
+    def check_available(cls) -> None:
+        """transformers is a core dependency: always available."""
 
     def sync_weights(self, model) -> None:
         self.model = model

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ebpo_bench.config.rollout import VLLMEngineConfig
 from ebpo_bench.rollout import BACKENDS, BackendUnavailable, RolloutBatch, SamplingParams, left_pad
 
 LOGPROBS_MODE = "processed_logprobs"
@@ -115,29 +116,18 @@ def import_vllm() -> Any:
 class VLLMRollout:
     """Sampling with the process's vLLM engine; ``sync_weights`` loads the policy into it in place.
 
-    Keyword options are ``VLLMConfig``'s (ebpo_bench/config/spec.py: rollout.vllm).
+    Options are ``VLLMEngineConfig``'s (ebpo_bench/config/rollout.py: rollout.backend).
     """
 
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        gpu_memory_utilization: float = 0.3,
-        dtype: str = "auto",
-        enforce_eager: bool = False,
-        max_model_len: int | None = None,
-        cpu_kvcache_space_gib: int = 1,
-        sleep: str = "auto",
-    ) -> None:
+    def __init__(self, model: Any, tokenizer: Any, cfg: VLLMEngineConfig) -> None:
         self.model, self.tok = model, tokenizer
         self.opts = dict(
-            gpu_memory_utilization=gpu_memory_utilization,
-            dtype=resolve_dtype(model, dtype),
-            enforce_eager=enforce_eager,
-            max_model_len=max_model_len,
-            cpu_kvcache_space_gib=cpu_kvcache_space_gib,
-            sleep=resolve_sleep(sleep),
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            dtype=resolve_dtype(model, cfg.dtype),
+            enforce_eager=cfg.enforce_eager,
+            max_model_len=cfg.max_model_len,
+            cpu_kvcache_space_gib=cfg.cpu_kvcache_space_gib,
+            sleep=resolve_sleep(cfg.sleep),
         )
         self.engine = acquire_engine(model, tokenizer, self.opts)
         self.sync_weights(model)
@@ -155,6 +145,14 @@ class VLLMRollout:
             e.asleep = False
         e.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
         e.owner = weakref.ref(self)
+
+    @classmethod
+    def check_available(cls) -> None:
+        import_vllm()
+
+    @classmethod
+    def shutdown(cls) -> None:
+        release_engine()
 
     @torch.no_grad()
     def generate(
@@ -234,7 +232,7 @@ def check_prompt_lengths(rows: list[list[int]], max_model_len: int) -> None:
     if longest >= max_model_len:
         raise ValueError(
             f"a prompt of {longest} tokens does not fit the vLLM engine's max_model_len={max_model_len}; "
-            "raise rollout.vllm.max_model_len (up to the model's context length) or shorten the prompts"
+            "raise rollout.backend.max_model_len (up to the model's context length) or shorten the prompts"
         )
 
 
@@ -339,7 +337,9 @@ def resolve_dtype(model: Any, dtype: str) -> str:
 def resolve_sleep(sleep: str) -> bool:
     cuda = torch.cuda.is_available()
     if sleep == "on" and not cuda:
-        raise ValueError("rollout.vllm.sleep is 'on' but vLLM has no sleep mode on CPU; use 'auto' or 'off'")
+        raise ValueError(
+            "rollout.backend.sleep is 'on' but vLLM has no sleep mode on CPU; use 'auto' or 'off'"
+        )
     return sleep == "on" or (sleep == "auto" and cuda)
 
 

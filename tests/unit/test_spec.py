@@ -128,7 +128,9 @@ MALFORMED = [
     ),
     ({"model": {"path": "some/model", "warm_start": {}}}, ["warm_start", "tiny"]),
     ({"eval": {"benchmarks": ["aime2"]}}, ["eval.benchmarks", "Did you mean 'aime25'"]),
-    ({"rollout": {"backend": "vlm"}}, ["rollout.backend", "'vlm' is not allowed", "hf"]),
+    ({"rollout": {"backend": "vlm"}}, ["rollout.backend.type", "Did you mean 'vllm'"]),
+    ({"rollout": {"backend": {"type": "hf", "max_batch": 0}}}, ["rollout.backend.max_batch", "greater than"]),
+    ({"eval": {"backend": "vlm"}}, ["eval.backend", "Did you mean 'vllm'"]),
 ]
 
 

@@ -53,7 +53,7 @@ def test_run_trains_on_policy_with_vllm_rollouts(tmp_path, engine_options):
             "eval_per_level": 4,
         },
         "reward": {"format": "boxed"},
-        "rollout": {"backend": "vllm", "group_size": 4, "max_new_tokens": 8, "vllm": engine_options},
+        "rollout": {"backend": {"type": "vllm", **engine_options}, "group_size": 4, "max_new_tokens": 8},
         # a random model fails every prompt (advantages 0): weight decay moves the weights at every step,
         # so a missed weight sync would show as a PPO ratio away from 1 at the next step
         "train": {"steps": 3, "prompts_per_step": 4, "lr": 5e-2, "weight_decay": 1.0, "checkpoint_every": 2},
@@ -68,7 +68,9 @@ def test_run_trains_on_policy_with_vllm_rollouts(tmp_path, engine_options):
     rec = json.loads((d / "run.json").read_text())
     assert rec["status"] == "completed" and rec["eval"]["level1"]["n"] == 2
     resolved = yaml.safe_load((d / "spec.resolved.yaml").read_text())
-    assert resolved["rollout"]["backend"] == "vllm" and resolved["rollout"]["vllm"]["enforce_eager"] is True
+    assert (
+        resolved["rollout"]["backend"]["type"] == "vllm" and resolved["rollout"]["backend"]["enforce_eager"]
+    )
     assert resolved["eval"]["backend"] == "vllm"
     m = rows(d / "metrics.jsonl")
     assert [r["step"] for r in m] == [0, 1, 2]

@@ -114,7 +114,6 @@ def test_resume_loads_the_restored_weights_into_the_engine(tmp_path, monkeypatch
 
     from ebpo_bench.config.load import build_experiment
     from ebpo_bench.results import run_paths
-    from ebpo_bench.rollout import set_backend_options
     from ebpo_bench.train import trainer
     from ebpo_bench.train.checkpoint import restore_checkpoint
 
@@ -125,7 +124,7 @@ def test_resume_loads_the_restored_weights_into_the_engine(tmp_path, monkeypatch
             "seeds": [1],
             "model": {"tiny": {"layers": 1, "hidden": 64, "heads": 2, "intermediate": 128}},
             "task": {"type": "synthetic", "topics": ["add"], "train_levels": [1]},
-            "rollout": {"backend": "vllm", "group_size": 2, "max_new_tokens": 6, "vllm": engine_options},
+            "rollout": {"backend": {"type": "vllm", **engine_options}, "group_size": 2, "max_new_tokens": 6},
             # a random tiny model fails every prompt, so all advantages are 0: weight decay is what moves
             # the weights
             "train": {
@@ -140,7 +139,6 @@ def test_resume_loads_the_restored_weights_into_the_engine(tmp_path, monkeypatch
     ).runs[0]
     paths = run_paths(tmp_path / "results", run.name, run.run_id)
     paths.dir.mkdir(parents=True)
-    set_backend_options("vllm", **run.rollout.vllm.model_dump())
     trainer.train(run, paths, quiet=True, log=lambda m: None)
 
     acc = Accelerator(cpu=True)
