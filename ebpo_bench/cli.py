@@ -141,14 +141,12 @@ def run(
         return
     require_backends({r.rollout.backend.type for r in runs} | {r.eval.backend for r in runs})
     from ebpo_bench import runner  # imports torch lazily inside
-    from ebpo_bench.data.orderings import prepare_orderings
+    from ebpo_bench.eval.prepass import prepare_orderings
 
     try:
         state, root = runner.process_state(), Path(results or exp.spec.output.root)
         summaries = prepare_orderings(runs, root, log=runner.log) if state.is_main_process else []
-        state.wait_for_everyone()
-        if not state.is_main_process:  # the pre-pass is on disk now: other ranks only register it
-            prepare_orderings(runs, root, log=runner.log)
+        state.wait_for_everyone()  # the pre-pass is on disk now; every rank's trainer reads it there
         runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
         for md in summaries:  # beside the report (reports/<experiment>/), as build_report writes it
             dest = Path("reports") / exp.name / f"difficulty_prepass_{md.name.split('.')[0]}.md"

@@ -6,3 +6,7 @@ It lives below every layer (no imports), so any module can raise it without impo
 
 class UserError(Exception):
     """An input problem to report in one line with exit code 2: say what is wrong and how to fix it."""
+
+
+class SpecError(UserError, ValueError):
+    """A spec problem, phrased for the user: file, field path, what is wrong, what to do."""

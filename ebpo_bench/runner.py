@@ -209,17 +209,12 @@ def eval_suites(run: RunConfig) -> list[tuple[dict[str, list[Any]], str]]:
     """What a run is evaluated on, as (benchmark name -> problems, answer format) groups:
     one benchmark per synthetic difficulty level (graded like the training reward), plus the
     math benchmarks named in ``eval.benchmarks`` (graded in their template's answer format)."""
-    suites = []
-    if run.task.type == "synthetic":
-        from ebpo_bench.data.tasks.synthetic import SyntheticTask
+    from ebpo_bench.data.tasks import task_family
 
-        task = SyntheticTask(topics=tuple(run.task.topics), seed=run.task.seed)
-        suites.append(
-            (
-                {f"level{lv}": task.eval_split(lv, run.task.eval_per_level) for lv in run.task.eval_levels},
-                run.reward.format,
-            )
-        )
+    suites = []
+    heldout = task_family(run.task).heldout()
+    if heldout:
+        suites.append((heldout, run.reward.format))
     if run.eval.benchmarks:
         from ebpo_bench.eval.benchmarks import GRADE_FORMAT, load_benchmarks
 

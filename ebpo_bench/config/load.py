@@ -25,15 +25,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ebpo_bench.config.merge import deep_merge
+from ebpo_bench.config.profiles import apply_profile
 from ebpo_bench.config.spec import ExperimentSpec, RunConfig
+from ebpo_bench.errors import SpecError
 from ebpo_bench.registry import suggest
+
+__all__ = ["Experiment", "SpecError", "build_experiment", "deep_merge", "load_experiment", "read_yaml"]
 
 #: short names of grid axes in run ids (``rollout.group_size: 4`` -> ``G4``)
 AXIS_ABBREV = {"rollout.group_size": "G", "train.prompts_per_step": "P", "train.lr": "lr"}
-
-
-class SpecError(ValueError):
-    """A spec problem, phrased for the user: file, field path, what is wrong, what to do."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,6 @@ def load_experiment(
 ) -> Experiment:
     """Read, validate and expand a spec file; raise ``SpecError`` on any problem."""
     path = Path(path)
-    from ebpo_bench.config.profiles import (
-        apply_profile,
-    )  # drops the spec's `profiles:` block, applies `profile` (ebpo_bench/config/profiles.py)
-
     raw = apply_profile(read_yaml(path), profile, str(path))
     if overrides:
         raw = deep_merge(raw, overrides)
@@ -152,22 +149,6 @@ def _check_grid_paths(spec: ExperimentSpec, source: str) -> None:
 
 
 # ---------------------------------------------------------------- merging
-def deep_merge(base: dict, override: dict) -> dict:
-    """Return ``base`` with ``override`` merged in (see the module docstring for ``type``)."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        old = out.get(key)
-        if (
-            isinstance(old, dict)
-            and isinstance(value, dict)
-            and old.get("type", value.get("type")) == value.get("type", old.get("type"))
-        ):
-            out[key] = deep_merge(old, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def set_path(d: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     for k in keys[:-1]:

@@ -4,7 +4,7 @@ A spec may carry ``profiles: {<name>: <partial spec>}``. ``ebpo-bench run SPEC -
 applies one before validation:
 
 - every top-level key of the profile except ``arms`` is deep-merged onto the base spec
-  (``specload.deep_merge``, so a different ``type`` replaces the block);
+  (``config.merge.deep_merge``, so a different ``type`` replaces the block);
 - the same keys are merged onto each arm override *that sets that section itself* (so an arm that
   switches ``model.path`` is switched back to the tiny model too, while arms that do not touch a
   section keep inheriting it from the base);
@@ -22,6 +22,10 @@ from __future__ import annotations
 import copy
 import re
 from typing import Any
+
+from ebpo_bench.config.merge import deep_merge
+from ebpo_bench.errors import SpecError
+from ebpo_bench.registry import suggest
 
 PROFILES_KEY = "profiles"
 
@@ -45,9 +49,6 @@ def apply_profile(raw: dict, name: str | None, source: str = "<spec>") -> dict:
     Raises:
         SpecError: the profile does not exist or is not a mapping.
     """
-    from ebpo_bench.config.load import SpecError, deep_merge
-    from ebpo_bench.registry import suggest
-
     out = {k: copy.deepcopy(v) for k, v in raw.items() if k != PROFILES_KEY}
     if name is None:
         return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,8 @@ import numpy as np
 
 from ebpo_bench.data.tasks import Example
 
-#: (task json, data json) -> pass-rate file, filled by ``cli run`` before training
-_REGISTRY: dict[str, Path] = {}
 
-
-# ---------------------------------------------------------------- keys and registry
+# ---------------------------------------------------------------- keys
 def _blob(obj: Any) -> str:
     dump = obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
     return json.dumps(dump, sort_keys=True, separators=(",", ":"))
@@ -63,22 +60,14 @@ def prepass_key(model_cfg: Any, task_cfg: Any, data_cfg: Any, reward_cfg: Any, m
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def register(task_cfg: Any, data_cfg: Any, path: Path) -> None:
-    """Make a pass-rate file the one ``PromptSource`` uses for this (task, data) config."""
-    key = source_key(task_cfg, data_cfg)
-    if key in _REGISTRY and Path(_REGISTRY[key]) != Path(path):
-        raise ValueError(
-            "two runs share task and data settings but have different base models; "
-            "difficulty orders need one base model per spec (use sibling specs)"
-        )
-    _REGISTRY[key] = Path(path)
-
-
-def lookup(task_cfg: Any, data_cfg: Any) -> Path | None:
-    return _REGISTRY.get(source_key(task_cfg, data_cfg))
-
-
 # ---------------------------------------------------------------- pre-pass
+def prepass_file(exp_dir: Path, run: Any) -> Path:
+    """Where the difficulty pre-pass of ``run`` lives: ``<exp_dir>/_prepass/<prepass_key>.jsonl``."""
+    d = run.data
+    max_new = d.difficulty.max_new_tokens or run.rollout.max_new_tokens
+    return Path(exp_dir) / "_prepass" / f"{prepass_key(run.model, run.task, d, run.reward, max_new)}.jsonl"
+
+
 def read_pass_rates(path: Path) -> dict[str, float]:
     """id -> pass rate from a pre-pass file (a truncated last line from a kill is ignored)."""
     out: dict[str, float] = {}
@@ -93,86 +82,6 @@ def read_pass_rates(path: Path) -> dict[str, float]:
     return out
 
 
-def _drop_partial_line(path: Path) -> None:
-    """Cut a half-written last row (a kill mid-append) so the next append starts on a fresh line."""
-    if path.exists():
-        data = path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def run_prepass(
-    examples: Sequence[Example],
-    model: Any,
-    tok: Any,
-    cache: Path,
-    *,
-    n_samples: int,
-    temperature: float,
-    max_new_tokens: int,
-    fmt: str,
-    scale: str,
-    chunk: int = 64,
-    seed: int = 0,
-    chat_template: bool = False,
-    log: Callable[[str], None] = print,
-) -> dict[str, float]:
-    """Estimate each example's pass rate with ``model`` over ``n_samples`` samples; cached, resumable.
-
-    Args:
-        examples: the prompt pool (ids must be unique).
-        model, tok: the base policy and its tokenizer (sampling via the 'hf' rollout backend).
-        cache: JSONL file; one row per prompt ``{id, n, correct, pass_rate, level, topic}``,
-            appended after every chunk, so a killed pre-pass resumes where it stopped.
-        n_samples, temperature, max_new_tokens: sampling of the pre-pass.
-        fmt, scale: answer format and reward scale of the verifier (correct = ``RewardResult.correct``).
-        chunk: prompts per generation call and per append.
-        seed: sampling seed; chunk c uses ``seed + c`` so a resumed pre-pass draws the same samples.
-
-    Returns:
-        id -> pass rate in [0, 1] for every example.
-    """
-    from ebpo_bench.data.rewards import MathVerifier
-    from ebpo_bench.rollout import SamplingParams, encode_prompts, make_backend
-
-    cache = Path(cache)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    _drop_partial_line(cache)
-    done = read_pass_rates(cache)
-    todo = [(i, e) for i, e in enumerate(examples) if e.id not in done]
-    if todo:
-        log(f"difficulty pre-pass: {len(todo)} of {len(examples)} prompts x {n_samples} samples -> {cache}")
-    backend = make_backend("hf", model, tok)
-    params = SamplingParams(
-        n=n_samples, temperature=temperature, top_p=1.0, max_new_tokens=max_new_tokens, logprobs=False
-    )
-    model.eval()
-    with MathVerifier(fmt=fmt, scale=scale) as ver:
-        for c in range(0, len(todo), chunk):
-            part = [e for _, e in todo[c : c + chunk]]
-            ids = encode_prompts(tok, [e.prompt for e in part], chat_template)
-            out = backend.generate(ids, params, seed=seed + todo[c][0])
-            golds = [e.answer for e in part for _ in range(n_samples)]
-            correct = np.array([r.correct for r in ver.score(out.texts, golds)], dtype=float)
-            correct = correct.reshape(len(part), n_samples).sum(1)  # rows are prompt-major (P, n)
-            rows = [
-                {
-                    "id": e.id,
-                    "n": n_samples,
-                    "correct": int(k),
-                    "pass_rate": k / n_samples,
-                    "level": e.level,
-                    "topic": e.topic,
-                }
-                for e, k in zip(part, correct)
-            ]
-            with cache.open("a") as f:  # one write per chunk: a kill loses at most this chunk
-                f.write("".join(json.dumps(r) + "\n" for r in rows))
-                f.flush()
-    return read_pass_rates(cache)
-
-
-# ---------------------------------------------------------------- orderings
 def strata_of(rates: np.ndarray, strata: int) -> np.ndarray:
     """Stratum (0 = easiest) of each prompt: quantile bins of the easy -> hard rank.
 
@@ -334,60 +243,3 @@ def write_summary(cache: Path, rates: Sequence[float], strata: int) -> Path:
     md = Path(f"{base}.summary.md")
     md.write_text(f"# Difficulty pre-pass: pass rate per stratum (easy = 0)\n\n{histogram_markdown(hist)}\n")
     return md
-
-
-# ---------------------------------------------------------------- driver (cli run)
-def prepare_orderings(runs: Sequence[Any], root: Path, log: Callable[[str], None] = print) -> list[Path]:
-    """Compute (or reuse) the difficulty pre-pass of every run that needs one, and register it.
-
-    One pre-pass per distinct key (model, task, pre-pass settings, grading), stored under
-    ``<root>/<experiment>/_prepass/<key>.jsonl`` with ``.summary.json`` / ``.summary.md`` beside
-    it. Runs with other orders, or ``estimator: level``, need nothing.
-
-    Returns:
-        The summary markdown files written.
-    """
-    written: list[Path] = []
-    for run in runs:
-        d = run.data
-        if d.order != "difficulty" or d.difficulty.estimator != "prepass":
-            continue
-        max_new = d.difficulty.max_new_tokens or run.rollout.max_new_tokens
-        key = prepass_key(run.model, run.task, d, run.reward, max_new)
-        cache = Path(root) / run.name / "_prepass" / f"{key}.jsonl"
-        register(run.task, d, cache)
-        summary = Path(f"{cache.with_suffix('')}.summary.md")
-        if summary in written:
-            continue
-        pool = _pool_of(run)
-        rates = read_pass_rates(cache)
-        if any(e.id not in rates for e in pool):
-            import torch
-
-            from ebpo_bench.models.loading import load_policy
-
-            model, tok = load_policy(run.model, run.task, log=log)
-            model = model.cuda() if torch.cuda.is_available() else model
-            rates = run_prepass(
-                pool,
-                model,
-                tok,
-                cache,
-                n_samples=d.difficulty.n_samples,
-                temperature=d.difficulty.temperature,
-                max_new_tokens=max_new,
-                fmt=run.reward.format,
-                scale=run.reward.scale,
-                chunk=d.difficulty.chunk,
-                seed=d.difficulty.seed,
-                chat_template=run.model.chat_template,
-                log=log,
-            )
-        written.append(write_summary(cache, [rates[e.id] for e in pool], d.difficulty.strata))
-    return written
-
-
-def _pool_of(run: Any) -> list[Example]:
-    from ebpo_bench.data.stream import load_pool, synthetic_pool
-
-    return synthetic_pool(run.task, run.data) if run.task.type == "synthetic" else load_pool(run.task)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ebpo_bench.config.spec import DataConfig, FileTaskConfig, HFTaskConfig, SyntheticTaskConfig
-from ebpo_bench.data.tasks import Example
+from ebpo_bench.config.spec import DataConfig
+from ebpo_bench.data.tasks import Example, task_family
 
 
 class PromptSource:
@@ -28,8 +28,8 @@ class PromptSource:
         data_cfg: the run's ``data`` config.
         seed: training seed (shuffles differ per seed; a difficulty order does not, except in strata).
         filter_fn: keeps an example when true (e.g. prompt length).
-        pass_rates: id -> pass rate for ``order: difficulty``; default: the pre-pass file that
-            ``cli run`` registered for this (task, data) config (``curriculum.lookup``).
+        pass_rates: id -> pass rate for ``order: difficulty`` with ``estimator: prepass`` (the trainer
+            reads them from the run's pre-pass file, ``orderings.prepass_file``).
     """
 
     def __init__(
@@ -47,19 +47,12 @@ class PromptSource:
         self._pass_rates = pass_rates
         self._curriculum: list[int] | None = None
         sorted_order = self.order in ("difficulty", "topic")
-        if isinstance(task_cfg, SyntheticTaskConfig):
-            from ebpo_bench.data.tasks.synthetic import SyntheticTask
-
-            self.task = SyntheticTask(topics=tuple(task_cfg.topics), seed=task_cfg.seed)
-            self.pool: list[Example] | None = None
-            if sorted_order:
-                self.pool = [
-                    e for e in synthetic_pool(task_cfg, data_cfg) if filter_fn is None or filter_fn(e)
-                ]
-                self.task = None
-        else:
-            self.task = None
-            self.pool = [e for e in load_pool(task_cfg) if filter_fn is None or filter_fn(e)]
+        family = task_family(task_cfg)
+        # an endless generator (the synthetic task) streams fresh prompts unless an order sorts a pool
+        self.task = None if sorted_order else family.generator()
+        self.pool: list[Example] | None = None
+        if self.task is None:
+            self.pool = [e for e in family.pool(data_cfg) if filter_fn is None or filter_fn(e)]
         if self.pool is not None and not self.pool:
             raise ValueError(f"task {getattr(task_cfg, 'path', task_cfg.type)}: no usable training examples")
 
@@ -120,16 +113,10 @@ class PromptSource:
             return self._pass_rates
         if self.data_cfg.difficulty.estimator == "level":
             return level_pass_rates(self.pool)
-        from ebpo_bench.data.orderings import lookup, read_pass_rates
-
-        path = lookup(self.task_cfg, self.data_cfg)
-        if path is None:
-            raise ValueError(
-                "data.order 'difficulty' needs the pre-pass; run through `ebpo-bench run`, "
-                "which computes it before training, or pass pass_rates="
-            )
-        self._pass_rates = read_pass_rates(path)
-        return self._pass_rates
+        raise ValueError(
+            "data.order 'difficulty' needs the pre-pass; run through `ebpo-bench run`, "
+            "which computes it before training, or pass pass_rates="
+        )
 
     def state_dict(self) -> dict:
         return {"cursor": self.cursor}
@@ -138,37 +125,9 @@ class PromptSource:
         self.cursor = int(state["cursor"])
 
 
-def load_pool(task_cfg: FileTaskConfig | HFTaskConfig) -> list[Example]:
-    from ebpo_bench.data.tasks import files
-
-    template = {"boxed": files.BOXED_TEMPLATE, "dapo": files.DAPO_TEMPLATE, "raw": "{problem}"}[
-        task_cfg.template
-    ]
-    kw = dict(
-        prompt_field=task_cfg.prompt_field,
-        answer_field=task_cfg.answer_field,
-        id_field=task_cfg.id_field,
-        template=template,
-        max_examples=task_cfg.max_examples,
-    )
-    if isinstance(task_cfg, HFTaskConfig):
-        return files.load_hf(task_cfg.path, task_cfg.split, **kw)
-    return files.load_examples(task_cfg.path, **kw)
-
-
-def synthetic_pool(task_cfg: SyntheticTaskConfig, data_cfg: DataConfig) -> list[Example]:
-    """The finite synthetic pool sorted by non-shuffle orders: ``pool_size`` draws, unique ids.
-
-    Drawn from the task seed only (not the training seed), so every seed and arm sorts the same
-    prompts and one difficulty pre-pass serves them all.
-    """
-    from ebpo_bench.data.tasks.synthetic import SyntheticTask
-
-    task = SyntheticTask(topics=tuple(task_cfg.topics), seed=task_cfg.seed)
-    seen: dict[str, Example] = {}
-    for e in task.train_examples(data_cfg.pool_size, levels=list(task_cfg.train_levels), rng_seed=0):
-        seen.setdefault(e.id, e)  # small levels repeat problems; a pool entry is a distinct prompt
-    return list(seen.values())
+def task_pool(task_cfg: Any, data_cfg: DataConfig) -> list[Example]:
+    """The finite prompt pool that sorted orders (and the pre-pass) work on."""
+    return task_family(task_cfg).pool(data_cfg)
 
 
 def level_pass_rates(pool: list[Example]) -> dict[str, float]:

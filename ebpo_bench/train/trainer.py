@@ -27,12 +27,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ebpo_bench import estimators
 from ebpo_bench.config.spec import RunConfig
+from ebpo_bench.data.orderings import prepass_file, read_pass_rates
 from ebpo_bench.data.rewards import MathVerifier
 from ebpo_bench.data.stream import PromptSource
 from ebpo_bench.models.loading import load_policy
@@ -110,16 +112,20 @@ def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None])
         timeout_s=run.reward.timeout_s,
         workers=run.reward.workers,
     )
-    source = prompt_source(run, tok)
+    source = prompt_source(run, tok, paths.dir.parents[run.run_id.count("/")])  # the experiment folder
     backend = make_backend(run.rollout.backend, acc.unwrap_model(model), tok)
     return Trainer(run, paths, acc, model, ref, tok, opt, sched, est, ver, source, backend)
 
 
-def prompt_source(run: RunConfig, tok: Any) -> PromptSource:
-    """The run's training prompts in order, without those longer than ``rollout.max_prompt_tokens``."""
+def prompt_source(run: RunConfig, tok: Any, exp_dir: Path | None = None) -> PromptSource:
+    """The run's training prompts in order, without those longer than ``rollout.max_prompt_tokens``;
+    a difficulty order reads its pass rates from the pre-pass file under ``exp_dir``."""
     limit = run.rollout.max_prompt_tokens
     keep = lambda e: len(encode_prompt(tok, e.prompt, run.model.chat_template)) <= limit  # noqa: E731
-    return PromptSource(run.task, run.data, run.seed, filter_fn=keep)
+    rates = None
+    if run.data.order == "difficulty" and run.data.difficulty.estimator == "prepass" and exp_dir is not None:
+        rates = read_pass_rates(prepass_file(exp_dir, run))  # written by `ebpo-bench run` before training
+    return PromptSource(run.task, run.data, run.seed, filter_fn=keep, pass_rates=rates)
 
 
 def lr_lambda(run: RunConfig) -> Callable[[int], float]:

@@ -14,6 +14,7 @@ from ebpo_bench import runner
 from ebpo_bench.config.load import build_experiment, deep_merge, read_yaml
 from ebpo_bench.config.profiles import apply_profile
 from ebpo_bench.data import orderings as curriculum
+from ebpo_bench.eval import prepass
 
 pytestmark = pytest.mark.integration
 SPECS = Path(__file__).resolve().parents[2] / "specs"
@@ -35,15 +36,14 @@ def test_curriculum_tiny_prepass_then_training_and_cache_reuse(tmp_path, cache_d
     exp = _tiny(
         "curriculum", {"data": {"pool_size": 12, "difficulty": {"n_samples": 2, "chunk": 8, "strata": 2}}}
     )
-    curriculum._REGISTRY.clear()
-    [summary] = curriculum.prepare_orderings(exp.runs, tmp_path / "res", log=lambda m: None)
+    [summary] = prepass.prepare_orderings(exp.runs, tmp_path / "res", log=lambda m: None)
     [cache] = (tmp_path / "res" / "curriculum-tiny" / "_prepass").glob("*.jsonl")
     rates = curriculum.read_pass_rates(cache)
     assert 1 <= len(rates) <= 12 and "| stratum |" in summary.read_text()
     stamp = cache.stat().st_mtime_ns
     status = runner.run_experiment(exp, exp.runs, quiet=True, results_root=tmp_path / "res")
     assert set(status.values()) == {"completed"}
-    curriculum.prepare_orderings(exp.runs, tmp_path / "res", log=lambda m: None)
+    prepass.prepare_orderings(exp.runs, tmp_path / "res", log=lambda m: None)
     assert cache.stat().st_mtime_ns == stamp  # second call reuses the pre-pass
 
 

@@ -9,19 +9,18 @@ import numpy as np
 import pytest
 
 from ebpo_bench.config.spec import DataConfig, FileTaskConfig, SyntheticTaskConfig
-from ebpo_bench.data import orderings as curriculum
 from ebpo_bench.data.orderings import (
     difficulty_order,
     hashed_ngrams,
     kmeans,
     read_pass_rates,
-    run_prepass,
     strata_of,
     stratum_histogram,
     topic_order,
 )
-from ebpo_bench.data.stream import PromptSource, synthetic_pool
+from ebpo_bench.data.stream import PromptSource, task_pool
 from ebpo_bench.data.tasks import Example
+from ebpo_bench.eval.prepass import run_prepass
 from ebpo_bench.rollout import RolloutBatch
 
 
@@ -140,7 +139,7 @@ def test_prepass_runs_on_the_real_tiny_model(tmp_path):
 
     tok = tinymodel.build_tokenizer()
     model = tinymodel.build_model(tok, layers=1, hidden=16, heads=2, intermediate=32, seed=0)
-    pool = synthetic_pool(SyntheticTaskConfig(topics=["add"], train_levels=[1]), DataConfig(pool_size=6))
+    pool = task_pool(SyntheticTaskConfig(topics=["add"], train_levels=[1]), DataConfig(pool_size=6))
     rates = run_prepass(
         pool,
         model,
@@ -165,7 +164,7 @@ def _drain(src: PromptSource, n: int) -> list[Example]:
 def test_prompt_source_difficulty_order_from_given_pass_rates():
     task = SyntheticTaskConfig(topics=["add"], train_levels=[1, 2, 3])
     data = DataConfig(order="difficulty", pool_size=24)
-    pool = synthetic_pool(task, data)
+    pool = task_pool(task, data)
     rates = {e.id: (hash(e.id) % 97) / 96 for e in pool}
     src = PromptSource(task, data, seed=1, pass_rates=rates)
     got = [rates[e.id] for e in _drain(src, len(pool) // 4)]
@@ -204,6 +203,5 @@ def test_topic_labels_from_a_file_field(tmp_path):
 
 def test_difficulty_without_prepass_says_what_to_do():
     task = SyntheticTaskConfig(topics=["add"], train_levels=[1])
-    curriculum._REGISTRY.clear()
     with pytest.raises(ValueError, match="pre-pass"):
         PromptSource(task, DataConfig(order="difficulty", pool_size=8), seed=0).next(2)

@@ -23,7 +23,11 @@ def _py_value(prompt: str) -> int:
 # ------------------------------------------------------------------ registry
 def test_registry_lists_synthetic():
     assert "synthetic" in task_names()
-    assert TASKS.get("synthetic") is SyntheticTask
+    assert TASKS.get("synthetic").__name__ == "SyntheticFamily" and set(task_names()) == {
+        "synthetic",
+        "file",
+        "hf",
+    }
     with pytest.raises(KeyError, match="Did you mean 'synthetic'"):
         TASKS.get("synthetc")
 

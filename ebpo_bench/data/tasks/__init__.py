@@ -40,9 +40,13 @@ def task_names() -> list[str]:
     return TASKS.names()
 
 
-# registered at the bottom: synthetic.py imports Example from this (by now initialised) module
+def task_family(cfg) -> object:
+    """The task family of a spec's ``task`` config (``families.py``), built on that config."""
+    return TASKS.get(cfg.type)(cfg)
+
+
+# imported at the bottom: these modules import Example and TASKS from this (by now initialised) module
+from ebpo_bench.data.tasks import families  # noqa: E402, F401  (registers the task families)
 from ebpo_bench.data.tasks.synthetic import SyntheticTask  # noqa: E402
 
-TASKS.register("synthetic")(SyntheticTask)
-
-__all__ = ["Example", "SyntheticTask", "TASKS", "task_names"]
+__all__ = ["Example", "SyntheticTask", "TASKS", "task_family", "task_names"]
