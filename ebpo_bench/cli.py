@@ -80,7 +80,7 @@ def ls_cmd(
     ] = None,
 ) -> None:
     """List everything a spec may name."""
-    from ebpo_bench.config import catalog
+    from ebpo_bench import catalog
 
     sections = catalog.sections()
     if what is not None and what not in sections:

@@ -226,42 +226,33 @@ def eval_suites(run: RunConfig) -> list[tuple[dict[str, list[Any]], str]]:
 
 
 def evaluate_run(run: RunConfig, paths: RunPaths, model, tok, step: int, *, quiet: bool) -> dict:
-    from ebpo_bench.data.rewards import MathVerifier
-    from ebpo_bench.eval.sampling import evaluate, summarize
-    from ebpo_bench.progress import progress_bar
+    from ebpo_bench.eval.metrics import summarize
+    from ebpo_bench.eval.sampling import evaluate_suites
 
     suites = eval_suites(run)
     if not suites:
         log(f"{run.run_id}: nothing to evaluate (set eval.benchmarks); evaluation skipped")
         return {}
-    e, rows = run.eval, []
-    total = sum(len(v) for benches, _ in suites for v in benches.values())
+    e = run.eval
     model.eval()
-    with progress_bar(f"{run.run_id} eval@{step}", total, disable=quiet) as bar:
-        done = [0]
-
-        def tick(k: int) -> None:
-            done[0] += k
-            bar(done[0])
-
-        for benches, fmt in suites:
-            with MathVerifier(fmt=fmt, scale=run.reward.scale, timeout_s=run.reward.timeout_s) as ver:
-                rows += evaluate(
-                    model,
-                    tok,
-                    benches,
-                    verifier=ver,
-                    n=e.n_samples,
-                    temperature=e.temperature,
-                    top_p=e.top_p,
-                    max_new_tokens=e.max_new_tokens,
-                    seed=e.seed,
-                    chat_template=run.model.chat_template,
-                    keep_text=e.keep_text,
-                    step=step,
-                    backend=run.eval_engine(),
-                    progress=tick,
-                )
+    rows = evaluate_suites(
+        model,
+        tok,
+        suites,
+        n=e.n_samples,
+        label=f"{run.run_id} eval@{step}",
+        quiet=quiet,
+        scale=run.reward.scale,
+        timeout_s=run.reward.timeout_s,
+        temperature=e.temperature,
+        top_p=e.top_p,
+        max_new_tokens=e.max_new_tokens,
+        seed=e.seed,
+        chat_template=run.model.chat_template,
+        keep_text=e.keep_text,
+        step=step,
+        backend=run.eval_engine(),
+    )
     if paths.eval.exists():
         rewrite_jsonl(paths.eval, lambda r: r.get("step") != step)  # idempotent re-evaluation of a step
     append_jsonl(paths.eval, rows)

@@ -120,40 +120,26 @@ def evaluate_native(
     quiet: bool = True,
     step: int = 0,
 ) -> list[dict]:
-    """Eval rows of the native harness (``evaluation.evaluate`` per benchmark, so each has its own n)."""
-    from ebpo_bench.data.rewards import MathVerifier
-    from ebpo_bench.eval.sampling import evaluate
-    from ebpo_bench.progress import progress_bar
+    """Eval rows of the native harness (``sampling.evaluate_suites``, each benchmark with its own n)."""
+    from ebpo_bench.eval.sampling import evaluate_suites
 
-    rows: list[dict] = []
-    total = sum(len(v) for v in examples.values())
-    with MathVerifier(fmt=B.GRADE_FORMAT[template]) as ver, progress_bar("eval", total, disable=quiet) as bar:
-        done = [0]
-
-        def tick(k: int) -> None:
-            done[0] += k
-            bar(done[0])
-
-        for name, exs in examples.items():
-            part = evaluate(
-                model,
-                tok,
-                {name: by_length(exs, tok, chat_template)},
-                verifier=ver,
-                n=n[name],
-                temperature=temperature,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-                seed=seed,
-                chat_template=chat_template,
-                keep_text=keep_text,
-                step=step,
-                backend=backend,
-                progress=tick,
-            )
-            order = {e.id: i for i, e in enumerate(exs)}
-            rows += sorted(part, key=lambda r: (order[r["problem_id"]], r["sample"]))  # back to file order
-    return rows
+    return evaluate_suites(
+        model,
+        tok,
+        [(examples, B.GRADE_FORMAT[template])],
+        n=n,
+        label="eval",
+        quiet=quiet,
+        order=lambda exs: by_length(exs, tok, chat_template),
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        chat_template=chat_template,
+        keep_text=keep_text,
+        step=step,
+        backend=backend,
+    )
 
 
 def by_length(examples: list, tok: Any, chat_template: bool) -> list:
@@ -311,7 +297,7 @@ def _safe(name: str) -> str:
 
 def write_outputs(rows: list[dict], out: Path, *, lm_metrics: dict | None = None, **meta: Any) -> dict:
     """Write ``eval.jsonl`` (replaced) and ``eval_summary.json``; return the summary."""
-    from ebpo_bench.eval.sampling import summarize
+    from ebpo_bench.eval.metrics import summarize
     from ebpo_bench.results import atomic_write_json, atomic_write_text
 
     out = Path(out)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ebpo_bench.config.spec import ModelConfig, SyntheticTaskConfig
-from ebpo_bench.rollout import encode_prompt
+from ebpo_bench.models.prompts import encode_prompt
 
 #: bump when the warm-start procedure changes, so stale caches are not reused
 WARM_START_VERSION = 1

@@ -148,7 +148,7 @@ def pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
         c: correct samples per problem, shape (P,).
         k: the k of pass@k.
     """
-    from ebpo_bench.eval.sampling import (
+    from ebpo_bench.eval.metrics import (
         pass_at_k as one,
     )  # the evaluator's formula; that module imports no torch
 

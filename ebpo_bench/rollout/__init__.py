@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import torch
 
 from ebpo_bench.config.rollout import ENGINE_CONFIGS, engine_config
+from ebpo_bench.models.prompts import encode_prompt, encode_prompts  # noqa: F401  (re-exported)
 from ebpo_bench.registry import Registry
 
 
@@ -112,26 +113,6 @@ def shutdown_engines() -> None:
         release = getattr(BACKENDS.get(name), "shutdown", None)
         if release is not None:
             release()
-
-
-def encode_prompt(tokenizer: Any, text: str, chat_template: bool) -> list[int]:
-    """Token ids of a prompt, optionally wrapped in the tokenizer's chat template.
-
-    One function for warm start, training and evaluation, so all three see identical prompts.
-    """
-    return encode_prompts(tokenizer, [text], chat_template)[0]
-
-
-def encode_prompts(tokenizer: Any, texts: list[str], chat_template: bool) -> list[list[int]]:
-    """``encode_prompt`` for many prompts in one tokenizer call (the same ids, without per-call overhead)."""
-    if chat_template:
-        texts = [
-            tokenizer.apply_chat_template(
-                [{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True
-            )
-            for t in texts
-        ]
-    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
 
 def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:

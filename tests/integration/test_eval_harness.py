@@ -18,7 +18,7 @@ from ebpo_bench.data.rewards import MathVerifier
 from ebpo_bench.eval import benchmarks as B
 from ebpo_bench.eval.command import evaluate_native, run_eval
 from ebpo_bench.eval.lmeval import run_lmeval
-from ebpo_bench.eval.sampling import summarize
+from ebpo_bench.eval.metrics import summarize
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -13,7 +13,8 @@ from ebpo_bench.data.answers import canonical_gold, score_one, verify_answer
 from ebpo_bench.data.rewards import MathVerifier
 from ebpo_bench.eval import benchmarks as B
 from ebpo_bench.eval.command import resolve_settings
-from ebpo_bench.eval.sampling import evaluate, summarize
+from ebpo_bench.eval.metrics import summarize
+from ebpo_bench.eval.sampling import evaluate
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SAMPLE = 30  # problems per benchmark in the unit tests; the integration test checks every record

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ebpo_bench.eval.sampling import ks_for, maj_correct, pass_at_k, summarize
+from ebpo_bench.eval.metrics import ks_for, maj_correct, pass_at_k, summarize
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ebpo_bench.data.tasks import TASKS, Example
+from ebpo_bench.data.tasks.base import TASKS, Example
 
 
 @TASKS.register("synthetic")

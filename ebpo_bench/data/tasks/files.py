@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ebpo_bench.data.tasks import Example
+from ebpo_bench.data.tasks.base import Example
 
 DAPO_TEMPLATE = (
     "Solve the following math problem step by step. The last line of your response should be of the "

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache, lru_cache
 
-from ebpo_bench.data.tasks import Example
+from ebpo_bench.data.tasks.base import Example
 from ebpo_bench.registry import suggest
 
 TOPICS = ("add", "sub", "mul")
