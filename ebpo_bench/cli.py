@@ -1,4 +1,4 @@
-"""The ``ebpo-bench`` command line: a thin typer layer over specload, runner and report.
+"""The ``ebpo-bench`` command line: a thin typer layer over the spec loader, runner and report.
 
 Heavy modules (torch, transformers, accelerate) are imported inside the commands that need them,
 so ``--help``, ``validate``, ``ls`` and ``report`` start fast and never import torch.
@@ -95,7 +95,8 @@ def ls_cmd(
 
 
 @app.command(
-    epilog="Examples: ebpo-bench run specs/quickstart.yaml --dry-run; ebpo-bench run specs/quickstart.yaml --arm ebpo"
+    epilog="Examples: ebpo-bench run specs/quickstart.yaml --dry-run; "
+    "ebpo-bench run specs/quickstart.yaml --arm ebpo"
 )
 def run(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
@@ -206,7 +207,8 @@ def eval_cmd(
 
     if backend not in ENGINE_CONFIGS:
         _fail(
-            f"--backend: unknown engine '{backend}'.{suggest(backend, ENGINE_CONFIGS)} Available: {', '.join(ENGINE_CONFIGS)}"
+            f"--backend: unknown engine '{backend}'.{suggest(backend, ENGINE_CONFIGS)} "
+            f"Available: {', '.join(ENGINE_CONFIGS)}"
         )
     if backend != "hf" and harness != "native":
         _fail(f"--backend {backend} applies to the native harness; lm-eval samples with its own HF model")

@@ -78,7 +78,8 @@ def build_report(root: Path, name: str) -> None:
             log(f"report: {p}")
     except Exception as e:  # noqa: BLE001 - the runs are done; say what went wrong and move on
         log(
-            f"report for {name} could not be built ({type(e).__name__}: {e}); run `ebpo-bench report {root / name}`"
+            f"report for {name} could not be built ({type(e).__name__}: {e}); "
+            f"run `ebpo-bench report {root / name}`"
         )
 
 

@@ -24,7 +24,7 @@ class _Estimator(BaseModel):
     min_prompts: ClassVar[int] = 1
 
     def options(self) -> dict:
-        """Keyword options for ``advantages.make(self.type, **options)``."""
+        """Keyword options for ``estimators.make(self.type, **options)``."""
         return self.model_dump(exclude={"type"})
 
 
@@ -41,7 +41,8 @@ class EBPOAdvantage(_Estimator):
     ema_decay: float = Field(0.9, ge=0.0, lt=1.0, description="Decay of the 'ema' prior; ignored otherwise.")
     sigma2: Literal["pooled_total", "mean_within"] = Field(
         "pooled_total",
-        description="sigma^2 as the variance of all rewards (paper and code) or the mean within-group variance.",
+        description="sigma^2 as the variance of all rewards (paper and code) or the mean within-group "
+        "variance.",
     )
     var_ddof: Literal[0, 1] = Field(0, description="Degrees of freedom for sigma^2 and tau^2 (code: 0).")
     adv_norm: Literal["batch_std", "batch_mean", "none"] = Field(

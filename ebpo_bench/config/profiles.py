@@ -44,7 +44,8 @@ def profile_names(raw: dict) -> list[str]:
 
 
 def apply_profile(raw: dict, name: str | None, source: str = "<spec>") -> dict:
-    """Return ``raw`` without its ``profiles`` block, with profile ``name`` applied (see the module docstring).
+    """Return ``raw`` without its ``profiles`` block, with profile ``name`` applied (see the module
+    docstring).
 
     Raises:
         SpecError: the profile does not exist or is not a mapping.
@@ -116,7 +117,8 @@ def estimate_lines(runs: list[Any]) -> list[str]:
     if known:
         lines.append(
             f"GPU hours (ESTIMATE, not measured): about {sum(known):,.0f} in all, {max(known):,.0f} for the "
-            f"largest run; assumes {GEN_TOKENS_PER_GPU_S_8B:,.0f} generated + {TRAIN_TOKENS_PER_GPU_S_8B:,.0f} "
+            f"largest run; assumes {GEN_TOKENS_PER_GPU_S_8B:,.0f} generated + "
+            f"{TRAIN_TOKENS_PER_GPU_S_8B:,.0f} "
             f"trained tokens per GPU-second for an 8B model (scaled by size), responses at "
             f"{MEAN_LENGTH_FRACTION:.0%} of the cap, no evaluation (ebpo_bench/config/profiles.py)"
         )

@@ -135,7 +135,8 @@ class TopicOrderConfig(_Cfg):
     embedding: Literal["hashed_ngrams", "sentence_transformers"] = Field(
         "hashed_ngrams",
         description="Text features for clustering: offline hashed character n-grams, or "
-        "sentence-transformers all-MiniLM-L6-v2 (authors' revision code; needs that package and its weights).",
+        "sentence-transformers all-MiniLM-L6-v2 (authors' revision code; needs that package and its "
+        "weights).",
     )
 
 
@@ -235,7 +236,8 @@ class EvalConfig(_Cfg):
     max_new_tokens: int | None = Field(None, ge=1, description="Defaults to rollout.max_new_tokens.")
     backend: str = Field(
         "hf",
-        description="Sampling engine of held-out evaluation (`ebpo-bench ls backends`): with the same type as "
+        description="Sampling engine of held-out evaluation (`ebpo-bench ls backends`): with the same type "
+        "as "
         "rollout.backend it takes those options (one vLLM engine serves both), else its defaults.",
     )
     seed: int = Field(1234, description="Sampling seed of the evaluation, separate from training seeds.")

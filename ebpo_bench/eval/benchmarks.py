@@ -39,7 +39,7 @@ TEMPLATES = ("boxed", "dapo")
 #: answer format the grader uses for each prompt template (see ``rewards.extract_answer``)
 GRADE_FORMAT = {"boxed": "auto", "dapo": "answer_line"}
 
-#: named sampling protocols; explicit arguments override them (``evalcmd.resolve_settings``)
+#: named sampling protocols; explicit arguments override them (``eval.command.resolve_settings``)
 PRESETS: dict[str, dict[str, Any]] = {
     # the EBPO paper's eval script: T = 1.0, top-p 1.0, 20480 new tokens, 16 samples (OlympiadBench 4), the
     # DAPO "Answer:" prompt without a chat template (ebpo-paper.md §3.5)
@@ -354,7 +354,7 @@ def load_benchmark(
 def load_benchmarks(
     names: list[str], data_dir: str | Path | None = None, limit: int | None = None, template: str = "boxed"
 ) -> dict[str, list]:
-    """``{name: examples}`` for several benchmarks (what ``evaluation.evaluate`` takes)."""
+    """``{name: examples}`` for several benchmarks (what ``eval.sampling.evaluate`` takes)."""
     return {n: load_benchmark(n, data_dir, limit, template) for n in names}
 
 

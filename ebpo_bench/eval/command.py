@@ -1,6 +1,6 @@
 """The body of ``ebpo-bench eval``: evaluate a model on local benchmark files with either harness.
 
-``native`` samples with the rollout backend and grades with ``MathVerifier`` (``evaluation.evaluate``, the
+``native`` samples with the rollout backend and grades with ``MathVerifier`` (``eval.sampling.evaluate``, the
 path of in-training evaluation); ``lm-eval`` runs ``lm_eval.simple_evaluate`` on task YAMLs generated for the
 same files, prompts and golds (``lmeval.py``), then grades its responses with the same verifier. Both write
 ``eval.jsonl`` (one row per benchmark, problem, sample) and ``eval_summary.json`` into the output folder and

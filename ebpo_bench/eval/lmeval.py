@@ -193,7 +193,7 @@ def run_lmeval(
         lm: An lm-eval ``LM`` (``HFLM(pretrained=model, tokenizer=tok)`` or ``scripted.scripted_lm``).
         task_dir: Where to write the task files (default: a temporary folder, removed afterwards).
         length_fn: Response length for the eval rows (default: whitespace words; pass a token counter).
-        Other arguments as in ``write_tasks`` / ``evalcmd.run_eval``.
+        Other arguments as in ``write_tasks`` / ``eval.command.run_eval``.
 
     Returns:
         ``({benchmark: lm-eval metrics}, eval rows)``; the rows have the native harness's schema, graded by

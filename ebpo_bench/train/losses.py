@@ -268,7 +268,8 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """
     if logits.dim() != tokens.dim() + 1 or logits.shape[:-1] != tokens.shape:
         raise ValueError(
-            f"logits must be (B, T, V) with tokens (B, T); got {tuple(logits.shape)} and {tuple(tokens.shape)}"
+            f"logits must be (B, T, V) with tokens (B, T); got {tuple(logits.shape)} and "
+            f"{tuple(tokens.shape)}"
         )
     logp_all = torch.log_softmax(logits, dim=-1)
     return logp_all.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1)

@@ -163,7 +163,8 @@ def train(
         # rank 0 alone cannot run a model whose layers are sharded over every rank
         if acc.is_main_process:
             log(
-                f"{run.run_id}: eval.every={run.eval.every} skipped under FSDP; the final evaluation reads the checkpoint"
+                f"{run.run_id}: eval.every={run.eval.every} skipped under FSDP; the final evaluation "
+                "reads the checkpoint"
             )
         on_eval = None
     try:
@@ -342,7 +343,8 @@ def update(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dic
 
 
 def shared_prefix(run: RunConfig, groups: int) -> bool:
-    """Whether an update over ``groups`` local groups can forward each prompt once per group (``logprobs.py``)."""
+    """Whether an update over ``groups`` local groups can forward each prompt once per group
+    (``logprobs.py``)."""
     return (
         run.train.shared_prefix
         and not run.model.gradient_checkpointing
@@ -352,7 +354,8 @@ def shared_prefix(run: RunConfig, groups: int) -> bool:
 
 
 def proximal_logprobs(t: Trainer, batch: RolloutBatch, unit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Truncated IS: the trainer's log-probs (B, T) before the update, and min(e^(old − sampler), cap) (B, T)."""
+    """Truncated IS: the trainer's log-probs (B, T) before the update, and min(e^(old − sampler), cap)
+    (B, T)."""
     run, n = t.run, batch.response_ids.shape[0]
     width = int(batch.lengths.max().clamp(min=1))
     chunk = max(unit, (n // run.train.mini_batches) // unit * unit)

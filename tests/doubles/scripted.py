@@ -5,7 +5,7 @@ wrong answer otherwise. It plugs into both harnesses so that its responses trave
 generations travel:
 
 - native: ``ScriptedModel`` + ``ScriptedTokenizer`` + the ``scripted`` rollout backend go through
-  ``evaluation.evaluate`` (prompt encoding, sampling call, ``MathVerifier.score``, eval rows);
+  ``eval.sampling.evaluate`` (prompt encoding, sampling call, ``MathVerifier.score``, eval rows);
 - lm-eval: ``scripted_lm(...)`` is an ``lm_eval`` ``LM`` subclass (registered as ``ebpo-scripted``) whose
   ``generate_until`` returns the scripted text, so ``simple_evaluate`` runs its real pipeline on our task
   YAMLs.

@@ -5,7 +5,7 @@ keys, evaluation every 20 steps on 5 levels x 100 problems x 4 samples) into a t
 then builds its report and prints the wall time of the build (loading + statistics + tables +
 figures). A benchmark, not a test: nothing is asserted.
 
-    python benchmarks/report_speed.py [--keep DIR]
+    python scripts/report_speed.py [--keep DIR]
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Time the evaluation of 100 problems x 4 samples with the tiny model on CPU (target: <= 2 minutes).
 
-Runs ``ebpo-bench eval``'s body (``evalcmd.run_eval``) on the embedded tiny model: sampling at T = 1.0 with
-the rollout backend, grading with the math-verify workers, writing eval.jsonl and eval_summary.json into a
-temporary folder. Prints the wall time split into model build, generation + grading, and the total. A
+Runs ``ebpo-bench eval``'s body (``eval.command.run_eval``) on the embedded tiny model: sampling at T = 1.0
+with the rollout backend, grading with the math-verify workers, writing eval.jsonl and eval_summary.json into
+a temporary folder. Prints the wall time split into model build, generation + grading, and the total. A
 benchmark, not a test: nothing is asserted. Needs ``../shared/data`` (or ``$EBPO_BENCH_DATA``).
 
-    python benchmarks/eval_speed.py [--benchmark math500] [--problems 100] [--n 4] [--max-new-tokens 64]
+    python scripts/eval_speed.py [--benchmark math500] [--problems 100] [--n 4] [--max-new-tokens 64]
                                     [--harness native|lm-eval] [--threads 2]
 """
 
