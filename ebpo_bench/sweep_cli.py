@@ -146,11 +146,11 @@ def cancel(spec: SpecArg, profile: ProfileOpt = None, results: ResultsOpt = None
     """Cancel the sweep's SLURM jobs that are still queued or running (finished runs stay)."""
     from ebpo_bench.launch.sweep import cancel_jobs
 
-    exp, _, sweep = _sweep(spec, profile, results)
+    exp, exp_dir, sweep = _sweep(spec, profile, results)
     jobs = [v["job_id"] for v in sweep.get("runs", {}).values() if v.get("launcher") == "slurm"]
     if not jobs:
         raise UserError(f"{spec}: no SLURM jobs recorded for experiment {exp.name}; nothing to cancel")
-    live = cancel_jobs(jobs)
+    live = cancel_jobs(exp_dir, jobs)
     typer.echo(
         f"cancelled {len(live)} job(s): {' '.join(live)}" if live else "no job of this sweep is queued"
     )

@@ -66,7 +66,6 @@ def executor(folder: Path, cfg: LaunchConfig, experiment: str, n: int) -> submit
         "nodes": cfg.nodes,
         "ntasks_per_node": 1,
         "cpus_per_task": cfg.cpus_per_task,
-        "signal_delay_s": cfg.signal_delay_s,
         "array_parallelism": cfg.max_concurrent or n,
         "stderr_to_stdout": True,
     }
@@ -76,10 +75,10 @@ def executor(folder: Path, cfg: LaunchConfig, experiment: str, n: int) -> submit
         params["gpus_per_node"] = cfg.gpus_per_node
     if cfg.mem_gb:
         params["mem"] = f"{int(cfg.mem_gb * 1024)}MB"
-    if cfg.sbatch:
-        params["additional_parameters"] = dict(cfg.sbatch)
-    if cfg.setup:
-        params["setup"] = list(cfg.setup)
+    # USR1 is the pre-timeout / preemption signal (submitit's default is USR2): the sbatch header asks
+    # for it and the job's submitit handler listens for it
+    params["additional_parameters"] = {"signal": f"USR1@{cfg.signal_delay_s}", **cfg.sbatch}
+    params["setup"] = ["export SUBMITIT_PREEMPT_SIGNAL=USR1", *cfg.setup]
     ex.update_parameters(**params)
     return ex
 

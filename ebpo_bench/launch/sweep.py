@@ -54,7 +54,7 @@ def queue_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
 @dataclass
 class RunState:
     run_id: str
-    state: str  # pending | running | requeued | completed | failed | not started | <scheduler state>
+    state: str  # pending|running|requeued|completed|failed|cancelled|not started|<scheduler state>
     step: int
     total: int
     job: str
@@ -110,6 +110,8 @@ def run_states(exp_dir: Path, runs: list, sweep: dict, queue: dict | None) -> li
             state = "requeued" if status == "requeued" else "pending"
         elif q:
             state = q[0].lower()
+        elif job in sweep.get("cancelled", []):
+            state = "cancelled"
         elif status == "failed" or (job and queue is not None):
             state = "failed"  # diverged, or the job left the queue before the run completed
         else:
@@ -123,8 +125,8 @@ def run_states(exp_dir: Path, runs: list, sweep: dict, queue: dict | None) -> li
     return out
 
 
-def cancel_jobs(job_ids: list[str]) -> list[str]:
-    """``scancel`` the jobs still in the queue; return those cancelled."""
+def cancel_jobs(exp_dir: Path, job_ids: list[str]) -> list[str]:
+    """``scancel`` the jobs still in the queue, note them in sweep.json; return those cancelled."""
     queue = queue_states(job_ids)
     if queue is None:
         from ebpo_bench.errors import UserError
@@ -133,4 +135,7 @@ def cancel_jobs(job_ids: list[str]) -> list[str]:
     live = [j for j in job_ids if j in queue]
     if live:
         subprocess.run(["scancel", *live], check=True, timeout=60)
+        rec = read_sweep(exp_dir)
+        rec["cancelled"] = sorted({*rec.get("cancelled", []), *live})
+        atomic_write_json(exp_dir / RECORD, rec)
     return live
