@@ -21,6 +21,7 @@ install() {
 
 start() {
   mkdir -p "$DIR"/{state,spool,log,munge}
+  chmod 755 "$DIR"  # munged runs as the munge user and must reach $DIR/munge (its parents too)
   local host cpus
   host=$(hostname -s)
   cpus=$(nproc)
@@ -72,8 +73,9 @@ CONF
 stop() {
   for pidfile in "$DIR/slurmd.pid" "$DIR/slurmctld.pid" "$DIR/munge/munged.pid"; do
     if [ -f "$pidfile" ]; then
-      kill "$(cat "$pidfile")" 2>/dev/null || true
-      for _ in $(seq 1 40); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.25; done
+      pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
       rm -f "$pidfile"
     fi
   done

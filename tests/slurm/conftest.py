@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,13 @@ def slurm_env(tmp_path_factory) -> dict:
     if not (env.get("SLURM_CONF") and _up(env)):
         if os.geteuid() != 0:
             pytest.skip("no SLURM cluster answers and starting one needs root")
-        d = Path(os.environ.get("EBPO_SLURM_DIR") or tmp_path_factory.mktemp("slurm"))
+        # not under pytest's tmp dir: munged (the munge user) cannot traverse its 0700 parents
+        d = Path(os.environ.get("EBPO_SLURM_DIR") or tempfile.mkdtemp(prefix="ebpo-slurm-"))
         env.update(EBPO_SLURM_DIR=str(d), SLURM_CONF=str(d / "slurm.conf"))
         subprocess.run([str(SCRIPT), "start"], env=env, check=True, timeout=120)
         started = env
     yield env
     if started is not None:
         subprocess.run([str(SCRIPT), "stop"], env=started, check=False, timeout=120)
+        if not os.environ.get("EBPO_SLURM_DIR"):
+            shutil.rmtree(started["EBPO_SLURM_DIR"], ignore_errors=True)
