@@ -13,8 +13,10 @@ from typing import Annotated
 
 import typer
 
+from ebpo_bench.cli_select import print_dry_run, require_backends, select_runs
 from ebpo_bench.config.load import SpecError, load_experiment, resolved_yaml
-from ebpo_bench.errors import UserError
+from ebpo_bench.errors import STOP_EXIT_CODE, StopRequested, UserError
+from ebpo_bench.sweep_cli import cancel, launch, status
 
 EXAMPLES = """
 Examples:
@@ -28,6 +30,10 @@ Examples:
   ebpo-bench run specs/quickstart.yaml --arm ebpo --seed 1
 
   ebpo-bench eval --model tiny --benchmarks aime24,math500 --n 4 --limit 20
+
+  ebpo-bench run specs/quickstart.yaml --launcher slurm --launch-config configs/launch/slurm_cpu.yaml
+
+  ebpo-bench status specs/quickstart.yaml
 
   ebpo-bench report results/quickstart
 
@@ -119,6 +125,23 @@ def run(
             "results go to <name>-<profile>."
         ),
     ] = None,
+    launcher: Annotated[
+        str,
+        typer.Option(help="inprocess (one after another, here) | slurm (a job array) | local (N at once)."),
+    ] = "inprocess",
+    launch_config: Annotated[
+        Path | None,
+        typer.Option(help="Resources per run (configs/launch/*.yaml) for --launcher slurm/local."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--launch-set", help="Override a launch-config field: FIELD=VALUE (repeatable)."),
+    ] = None,
+    max_parallel: Annotated[int, typer.Option(min=1, help="--launcher local: runs at once.")] = 1,
+    gpus_per_run: Annotated[int, typer.Option(min=0, help="--launcher local: GPUs per run.")] = 0,
+    run_id: Annotated[
+        list[str] | None, typer.Option(hidden=True, help="Only these run ids (launchers).")
+    ] = None,
 ) -> None:
     """Train (or resume) every run of a spec, evaluate it, and print a comparison table."""
     if (lab := _simulation(spec)) is not None:  # the estimator lab: a simulation, no model
@@ -134,7 +157,13 @@ def run(
     from ebpo_bench.config.profiles import estimate_lines
 
     exp = load_experiment(spec, profile=profile)
-    runs = select_runs(exp, arm, seed)
+    runs = select_runs(exp, arm, seed, run_id)
+    if launcher != "inprocess" or launch_config or set_:
+        opts = dict(
+            launch_config=launch_config, sets=set_, max_parallel=max_parallel, gpus_per_run=gpus_per_run
+        )
+        opts.update(results=results, profile=profile, force=force, dry_run=dry_run)
+        return launch(exp, runs, spec, launcher=launcher, **opts)
     if dry_run:
         print_dry_run(exp, runs)
         for line in estimate_lines(runs):
@@ -148,14 +177,25 @@ def run(
         state, root = runner.process_state(), Path(results or exp.spec.output.root)
         summaries = prepare_orderings(runs, root, log=runner.log) if state.is_main_process else []
         state.wait_for_everyone()  # the pre-pass is on disk now; every rank's trainer reads it there
-        runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
+        from ebpo_bench.stopflag import StopFlag
+
+        with StopFlag() as stop:
+            opts = dict(force=force, quiet=quiet, results_root=results, report=not run_id)
+            runner.run_experiment(exp, runs, stop=stop, **opts)
         for md in summaries:  # beside the report (reports/<experiment>/), as build_report writes it
             dest = Path("reports") / exp.name / f"difficulty_prepass_{md.name.split('.')[0]}.md"
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(md.read_text())
             runner.log(f"difficulty pre-pass summary: {dest}")
+    except StopRequested as e:
+        typer.echo(f"stopped: {e}; the same command resumes it", err=True)
+        raise typer.Exit(STOP_EXIT_CODE) from None
     finally:
         runner.shutdown()
+
+
+app.command(epilog="Example: ebpo-bench status specs/quickstart.yaml")(status)
+app.command(epilog="Example: ebpo-bench cancel specs/quickstart.yaml")(cancel)
 
 
 @app.command(
@@ -335,46 +375,6 @@ def bench(
 
     typer.echo(render(result))
     typer.echo(f"wrote {out / name}.json and {out / name}.md")
-
-
-def require_backends(names: set[str]) -> None:
-    """Fail in one line, before any work, when a requested rollout backend's engine does not import."""
-    if names <= {"hf"}:  # transformers is a core dependency
-        return  # keeps the default path free of the rollout package (and torch) until it is needed
-    from ebpo_bench.rollout import BackendUnavailable, require_backend
-
-    for name in sorted(names):
-        try:
-            require_backend(name)
-        except BackendUnavailable as e:
-            _fail(str(e))
-
-
-def select_runs(exp, arms: list[str] | None, seeds: list[int] | None):
-    from ebpo_bench.registry import suggest
-
-    for a in arms or []:
-        if a not in exp.arms():
-            _fail(f"{exp.path}: no arm '{a}'.{suggest(a, exp.arms())} Arms: {', '.join(exp.arms())}")
-    for s in seeds or []:
-        if s not in exp.spec.seeds:
-            _fail(f"{exp.path}: seed {s} is not in the spec's seeds {exp.spec.seeds}")
-    return [r for r in exp.runs if (not arms or r.arm in arms) and (not seeds or r.seed in seeds)]
-
-
-def print_dry_run(exp, runs) -> None:
-    from ebpo_bench.config.sizing import describe_runs
-
-    typer.echo(f"experiment {exp.name}: {len(runs)} of {len(exp.runs)} runs selected")
-    for line in describe_runs(runs):
-        typer.echo(f"  {line}")
-    shown: set[str] = set()
-    for r in runs:
-        if r.arm in shown:
-            continue
-        shown.add(r.arm)
-        typer.echo(f"\n# resolved spec of {r.run_id} (other runs of arm '{r.arm}' differ only in axes/seed)")
-        typer.echo(resolved_yaml(r))
 
 
 def main(argv: list[str] | None = None) -> None:

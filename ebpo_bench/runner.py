@@ -9,6 +9,7 @@ message, its last good checkpoint kept, and the experiment continues with the ne
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 
 from ebpo_bench.config.load import Experiment, resolved_yaml, spec_hash
 from ebpo_bench.config.spec import RunConfig
+from ebpo_bench.errors import StopRequested
 from ebpo_bench.results import (
     RunPaths,
     append_jsonl,
@@ -47,8 +49,14 @@ def run_experiment(
     force: bool = False,
     quiet: bool = False,
     results_root: Path | None = None,
+    stop: Any = None,
+    report: bool = True,
 ) -> dict[str, str]:
-    """Run the selected runs in order; return run id -> final status; print the comparison table."""
+    """Run the selected runs in order; return run id -> final status; print the comparison table.
+
+    ``stop`` (a ``StopFlag``): once it is set, the current run saves a checkpoint after its step and
+    ``StopRequested`` propagates (the same command resumes it). ``report=False`` (one run of a
+    launched sweep): no comparison table and no report, which ``ebpo-bench report`` builds later."""
     from ebpo_bench.errors import UserError
 
     root = Path(results_root or exp.spec.output.root)
@@ -56,10 +64,10 @@ def run_experiment(
     t0 = time.time()
     for run in runs:
         try:
-            status[run.run_id] = run_one(run, root, force=force, quiet=quiet)
+            status[run.run_id] = run_one(run, root, force=force, quiet=quiet, stop=stop)
         except RunRefused as e:
             raise UserError(str(e)) from None
-    if _is_main():
+    if _is_main() and report:
         log(
             f"{exp.name}: {len(runs)} runs in {time.time() - t0:.0f} s: "
             + ", ".join(f"{k}={v}" for k, v in sorted(status.items()))
@@ -108,7 +116,7 @@ def _is_main() -> bool:
     return process_state().is_main_process
 
 
-def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool) -> str:
+def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool, stop: Any = None) -> str:
     paths = run_paths(root, run.name, run.run_id)
     h = spec_hash(run)
     rec = read_record(paths)
@@ -124,10 +132,10 @@ def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool) -> str:
     if rec is not None and rec.get("status") == "completed":
         log(f"{run.run_id}: completed earlier, skipped")
         return "completed"
-    return execute(run, paths, h, quiet=quiet)
+    return execute(run, paths, h, quiet=quiet, stop=stop)
 
 
-def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
+def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool, stop: Any = None) -> str:
     """Train, evaluate and record one run; under ``accelerate launch`` only rank 0 writes files."""
     import torch
 
@@ -166,7 +174,20 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool) -> str:
             quiet=quiet,
             log=log,
             on_eval=lambda step, m, tok: evaluate_run(run, paths, m, tok, step, quiet=True),
+            stop=stop,
         )
+    except StopRequested as e:
+        if main:  # inside a SLURM job the launcher requeues it; elsewhere the same command resumes it
+            requeued = bool(os.environ.get("SLURM_JOB_ID"))
+            prev = read_record(paths) or {}
+            update_record(
+                paths,
+                status="requeued" if requeued else "interrupted",
+                error=str(e),
+                stops=prev.get("stops", 0) + 1,
+            )
+        log(f"{run.run_id}: {e}")
+        raise
     except TrainingDiverged as e:
         if main:
             update_record(paths, status="failed", error=str(e), finished=now())

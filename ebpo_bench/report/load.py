@@ -13,6 +13,7 @@ runs still appear in the training curves and in Run status.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class ExperimentData:
     spec: dict
     records: list[dict] = field(default_factory=list)
     axes: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
 
 
 def find_run_dirs(exp_dir: Path) -> list[Path]:
@@ -130,7 +132,17 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
         spec=spec,
         records=records,
         axes=axes,
+        missing=missing_runs(exp_dir, set(runs["run_id"]) if len(runs) else set()),
     )
+
+
+def missing_runs(exp_dir: Path, present: set[str]) -> list[str]:
+    """Runs a launched sweep expects (``sweep.json``) that have no results folder yet."""
+    try:
+        expected = json.loads((exp_dir / "sweep.json").read_text()).get("expected", [])
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        return []
+    return [r for r in expected if r not in present]
 
 
 def _concat(frames: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:

@@ -166,8 +166,11 @@ def caveats(data: ExperimentData, a: Analysis) -> list[str]:
 def run_status(data: ExperimentData) -> str:
     """Counts by status and a table of runs with their flags (only flagged runs above 40 runs)."""
     runs = data.runs
+    missing = (
+        f"\n\nMissing runs (in the sweep, no results yet): {', '.join(data.missing)}." if data.missing else ""
+    )
     if runs.empty:
-        return "No runs found."
+        return "No runs found." + missing
     counts = Counter(runs["status"])
     lines = [
         f"{_runs(len(runs))}: "
@@ -185,7 +188,7 @@ def run_status(data: ExperimentData) -> str:
         lines.append(
             f"| {r['run_id']} | {r['status']} | {step} | {'yes' if r['in_tables'] else 'no'} | {flags} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines) + missing
 
 
 def methods_note(a: Analysis) -> str:

@@ -50,7 +50,7 @@ from ebpo_bench.rollout import (
     take,
 )
 from ebpo_bench.train import losses
-from ebpo_bench.train.checkpoint import restore_checkpoint, save_checkpoint
+from ebpo_bench.train.checkpoint import restore_checkpoint, save_checkpoint, stop_point
 from ebpo_bench.train.logprobs import response_logprobs, sequence_logprobs  # noqa: F401  (sequence_logprobs: public here)
 
 
@@ -149,8 +149,10 @@ def train(
     quiet: bool = False,
     log: Callable[[str], None] = print,
     on_eval: Callable[[int, Any, Any], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict:
-    """Train (or resume) one run to ``run.train.steps``; return the last metrics row."""
+    """Train (or resume) one run to ``run.train.steps``; return the last metrics row. When ``stop()``
+    turns true, save a checkpoint after the current step and raise ``StopRequested``."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -181,13 +183,16 @@ def train(
                     append_jsonl(paths.metrics, [row])
                 bar(step + 1, reward=row["train/reward_mean"], acc=row["train/accuracy"])
                 last = step + 1 == run.train.steps
-                if (step + 1) % run.train.checkpoint_every == 0 or last:
+                saved = (step + 1) % run.train.checkpoint_every == 0 or last
+                if saved:
                     save_checkpoint(t, step + 1)
                 if on_eval and run.eval.every and (step + 1) % run.eval.every == 0 and not last:
                     if acc.is_main_process:
                         on_eval(step + 1, acc.unwrap_model(t.model), t.tok)
                         t.model.train()
                     acc.wait_for_everyone()
+                if stop is not None and not last:
+                    stop_point(t, stop, step + 1, saved)
         return row
     finally:
         t.verifier.close()
