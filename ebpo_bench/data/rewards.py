@@ -126,6 +126,8 @@ class MathVerifier:
         workers: Number of worker processes.
     """
 
+    name = "math_verify"  # recorded in eval rows as "grader"
+
     def __init__(self, fmt: str = "auto", scale: str = "zero_one", timeout_s: float = 5.0, workers: int = 1):
         if fmt not in ANSWER_FORMATS or scale not in _SCALES or not timeout_s > 0 or workers < 1:
             raise ValueError(

@@ -13,7 +13,9 @@ against itself through the reward's grading path:
   same); a non-empty ``context`` is prepended to the question;
 - Minerva (the 272 OCW problems, not lm-eval's MATH-with-Minerva-prompt): the content of the solution's last
   ``\\boxed{}``;
-- GSM8K: the number after "####" with thousands separators removed.
+- GSM8K: the number after "####" with thousands separators removed;
+- malformed golds are corrected at load time, each with a note (``gold_fixes.py``; Minerva item 5's
+  ``np.arcsin(10/13)`` -> ``\\arcsin(10/13)``).
 
 Deliberate choices: an explicit ``data_dir`` argument wins over ``$EBPO_BENCH_DATA`` (a command-line flag
 beats the environment), which wins over ``../shared/data`` relative to the working directory, then to the
@@ -31,24 +33,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ebpo_bench.eval.gold_fixes import fix_gold, gold_notes
 from ebpo_bench.registry import Registry
 
 DATA_ENV = "EBPO_BENCH_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = ("boxed", "dapo")
-#: answer format the grader uses for each prompt template (see ``rewards.extract_answer``)
-GRADE_FORMAT = {"boxed": "auto", "dapo": "answer_line"}
+TEMPLATES = ("boxed", "dapo", "dapo_eval")
+#: answer format the math_verify grader uses for each prompt template (see ``rewards.extract_answer``)
+GRADE_FORMAT = {"boxed": "auto", "dapo": "answer_line", "dapo_eval": "answer_line"}
+#: who decides correctness: math-verify (default) or the EBPO authors' exact rule (``paper_exact.py``)
+GRADERS = ("math_verify", "paper_exact")
 
 #: named sampling protocols; explicit arguments override them (``eval.command.resolve_settings``)
 PRESETS: dict[str, dict[str, Any]] = {
-    # the EBPO paper's eval script: T = 1.0, top-p 1.0, 20480 new tokens, 16 samples (OlympiadBench 4), the
-    # DAPO "Answer:" prompt without a chat template (ebpo-paper.md §3.5)
+    # the EBPO paper's eval script: T = 1.0, top-p 1.0, 20480 new tokens, 16 samples (OlympiadBench 4), its
+    # eval prompt (DAPO's without the closing "Remember ..." line, no chat template) and its grading rule
+    # (paper_exact: last 300 characters, Minerva normalisation, exact strings; ebpo-paper.md §3.5)
     "paper": dict(
         temperature=1.0,
         top_p=1.0,
         n=16,
         max_new_tokens=20480,
-        template="dapo",
+        template="dapo_eval",
+        grader="paper_exact",
         n_overrides={"olympiadbench": 4},
     ),
     # Qwen / open-r1 / JSPO practice
@@ -308,11 +315,9 @@ def to_example(bench: Benchmark, rec: dict, index: int, template: str = "boxed")
     from ebpo_bench.data.tasks import Example
 
     pid = rec.get(bench.id_field) if bench.id_field else None
-    return Example(
-        id=str(index if pid is None else pid),
-        prompt=render(template, bench.problem_fn(rec)),
-        answer=bench.gold_fn(rec),
-    )
+    pid = str(index if pid is None else pid)
+    gold = fix_gold(bench.name, pid, bench.gold_fn(rec))  # malformed golds, each with a note (gold_fixes.py)
+    return Example(id=pid, prompt=render(template, bench.problem_fn(rec)), answer=gold)
 
 
 def load_benchmark(
@@ -379,4 +384,5 @@ def ls_lines(data_dir: str | Path | None = None) -> list[str]:
         out.append(
             f"{name:<14} {b.local_path:<26} ({here})  hub: {b.hf_id}  paper n={b.paper_n}  gold: {b.answer}"
         )
+        out[-1] += "".join(f"; gold fixed at load time: {note}" for note in gold_notes(name))
     return out

@@ -22,7 +22,9 @@ from typing import Any
 
 from ebpo_bench.eval import benchmarks as B
 
-DEFAULTS: dict[str, Any] = dict(n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, template="boxed")
+DEFAULTS: dict[str, Any] = dict(
+    n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, template="boxed", grader="math_verify"
+)
 HARNESSES = ("native", "lm-eval")
 
 
@@ -35,6 +37,7 @@ def resolve_settings(
     top_p: float | None = None,
     max_new_tokens: int | None = None,
     template: str | None = None,
+    grader: str | None = None,
 ) -> dict[str, Any]:
     """Sampling settings and prompt template with per-benchmark n: explicit argument > preset > ``DEFAULTS``.
 
@@ -53,9 +56,16 @@ def resolve_settings(
         overrides = p.pop("n_overrides", {})
         base.update(p)
     explicit = dict(
-        n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, template=template
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        template=template,
+        grader=grader,
     )
     base.update({k: v for k, v in explicit.items() if v is not None})
+    if base["grader"] not in B.GRADERS:
+        raise ValueError(f"unknown grader '{base['grader']}'; expected one of {B.GRADERS}")
     if n is not None:
         overrides = {}
     base["n"] = {b: int(overrides.get(b, base["n"])) for b in benches}
@@ -119,6 +129,7 @@ def evaluate_native(
     backend: Any = "hf",
     quiet: bool = True,
     step: int = 0,
+    grader: str = "math_verify",
 ) -> list[dict]:
     """Eval rows of the native harness (``sampling.evaluate_suites``, each benchmark with its own n)."""
     from ebpo_bench.eval.sampling import evaluate_suites
@@ -131,6 +142,7 @@ def evaluate_native(
         label="eval",
         quiet=quiet,
         order=lambda exs: by_length(exs, tok, chat_template),
+        grader=grader,
         temperature=temperature,
         top_p=top_p,
         max_new_tokens=max_new_tokens,
@@ -188,6 +200,7 @@ def run_eval(
     template: str | None = None,
     keep_text: bool = True,
     backend: str = "hf",
+    grader: str | None = None,
 ) -> dict:
     """Evaluate ``model`` on benchmarks; write ``eval.jsonl`` and ``eval_summary.json``; print a table.
 
@@ -202,8 +215,11 @@ def run_eval(
         out: Output folder (default ``results/eval/<model name>/``; files in it are replaced).
         seed: Sampling seed.
         quiet: No progress bar (the table is printed anyway).
-        template: Prompt template, ``boxed`` or ``dapo`` (the grader's answer format follows it); ``None``
-            takes the preset's (``dapo`` for ``paper``) or ``boxed``.
+        template: Prompt template, ``boxed``, ``dapo`` or ``dapo_eval`` (the grader's answer format follows
+            it); ``None`` takes the preset's (``dapo_eval``, the authors' eval prompt, for ``paper``) or
+            ``boxed``.
+        grader: ``math_verify`` or ``paper_exact`` (the authors' exact rule); ``None`` takes the preset's
+            (``paper_exact`` for ``paper``) or ``math_verify``. Recorded in every row and in the summary.
         keep_text: Store responses in eval.jsonl (else a 16-hex-digit hash).
         backend: Rollout engine of the native harness, ``hf`` or ``vllm`` (engine options: the run's
             ``rollout.backend`` when ``model`` is a run directory with that engine, else its defaults).
@@ -223,8 +239,9 @@ def run_eval(
         top_p=top_p,
         max_new_tokens=max_new_tokens,
         template=template,
+        grader=grader,
     )
-    template = settings["template"]
+    template, grader = settings["template"], settings["grader"]
     examples = B.load_benchmarks(names, data_dir, limit, template)  # fails fast, before the model loads
     t0 = time.perf_counter()
     policy, tok, chat, model_name = load_model(model)
@@ -237,6 +254,7 @@ def run_eval(
         chat_template=chat,
         template=template,
         keep_text=keep_text,
+        grader=grader,
     )
     lm_metrics = None
     if harness == "native":
@@ -302,7 +320,15 @@ def write_outputs(rows: list[dict], out: Path, *, lm_metrics: dict | None = None
 
     out = Path(out)
     atomic_write_text(out / "eval.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    summary = {**meta, "out": str(out), "benchmarks": summarize(rows)}
+    graders = sorted({str(r.get("grader", "math_verify")) for r in rows}) or [
+        meta.get("settings", {}).get("grader")
+    ]
+    summary = {
+        **meta,
+        "grader": ",".join(g for g in graders if g),
+        "out": str(out),
+        "benchmarks": summarize(rows),
+    }
     if lm_metrics is not None:
         summary["lm_eval"] = lm_metrics
     atomic_write_json(out / "eval_summary.json", summary)
@@ -325,7 +351,12 @@ def format_table(summary: dict) -> str:
             mv, em = lm.get(bench, {}).get("math_verify"), lm.get(bench, {}).get("exact_match")
             line += f" {_fmt(mv):>10} {_fmt(em):>10}"
         lines.append(line)
-    lines.append(f"({summary.get('harness', 'native')} harness; rows in {summary['out']}/eval.jsonl)")
+    grader = summary.get("grader") or "math_verify"
+    note = " (the authors' exact rule)" if grader == "paper_exact" else ""
+    lines.append(
+        f"({summary.get('harness', 'native')} harness; graded by {grader}{note}; "
+        f"rows in {summary['out']}/eval.jsonl)"
+    )
     return "\n".join(lines)
 
 

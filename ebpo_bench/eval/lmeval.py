@@ -186,6 +186,7 @@ def run_lmeval(
     step: int = 0,
     task_dir: str | Path | None = None,
     length_fn: Callable[[str], int] | None = None,
+    grader: str = "math_verify",
 ) -> tuple[dict[str, dict[str, float]], list[dict]]:
     """Run ``lm_eval.simple_evaluate`` on generated local tasks.
 
@@ -217,6 +218,7 @@ def run_lmeval(
                 step=step,
                 task_dir=tmp,
                 length_fn=length_fn,
+                grader=grader,
             )
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
@@ -248,7 +250,13 @@ def run_lmeval(
         for b, t in names.items()
     }
     rows = lmeval_rows(
-        out["samples"], names, template=template, keep_text=keep_text, step=step, length_fn=length_fn
+        out["samples"],
+        names,
+        template=template,
+        keep_text=keep_text,
+        step=step,
+        length_fn=length_fn,
+        grader=grader,
     )
     return metrics, rows
 
@@ -261,10 +269,11 @@ def lmeval_rows(
     keep_text: bool,
     step: int,
     length_fn: Callable[[str], int] | None = None,
+    grader: str = "math_verify",
 ) -> list[dict]:
     """Eval rows (one per benchmark, problem, sample) from lm-eval's logged samples, graded by our
-    verifier."""
-    from ebpo_bench.data.rewards import MathVerifier
+    verifier (``grader``: math_verify or paper_exact)."""
+    from ebpo_bench.eval.paper_exact import make_grader
 
     length_fn = length_fn or (lambda t: len(t.split()))
     flat: list[tuple[str, dict, int, str]] = []
@@ -274,7 +283,7 @@ def lmeval_rows(
                 s["filtered_resps"][0] if isinstance(s["filtered_resps"][0], list) else s["filtered_resps"]
             )
             flat += [(bench, s["doc"], j, t) for j, t in enumerate(texts)]
-    with MathVerifier(fmt=B.GRADE_FORMAT[template]) as ver:
+    with make_grader(grader, B.GRADE_FORMAT[template]) as ver:
         graded = ver.score([t for *_, t in flat], [doc["answer"] for _, doc, _, _ in flat])
     rows = []
     for (bench, doc, j, text), res in zip(flat, graded):
@@ -289,6 +298,7 @@ def lmeval_rows(
             "score_correct": bool(res.correct),
             "length": int(length_fn(text)),
             "timed_out": res.timed_out,
+            "grader": ver.name,
         }
         if bench in LM_EXACT_MATCH:
             row["lm_exact_match"] = lm_exact_match(doc, text)

@@ -3,6 +3,8 @@
 ``evaluate`` samples and grades one set of benchmarks; ``evaluate_suites`` is the one driver that the
 run (in-training and final evaluation) and the ``eval`` command share: a verifier per answer format, one
 progress bar over all problems. Metrics are in ``eval/metrics.py``.
+Rows of eval.jsonl: one per (step, benchmark, problem, sample), each naming the ``grader`` that scored it
+(``math_verify`` or ``paper_exact``, see ``paper_exact.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def evaluate_suites(
     scale: str = "zero_one",
     timeout_s: float | None = None,
     order: Callable[[list[Any]], list[Any]] | None = None,
+    grader: str = "math_verify",
     **sampling: Any,
 ) -> list[dict]:
     """Eval rows of every (benchmark name -> problems, answer format) suite.
@@ -31,11 +34,14 @@ def evaluate_suites(
         n: samples per problem, one for all or per benchmark name.
         label: the progress bar's label; ``quiet`` hides it.
         scale, timeout_s: the verifier's reward scale and per-check timeout (None: its default).
-        order: optional reordering of each benchmark's problems before sampling (e.g. by prompt length).
+        order: optional reordering of each benchmark's problems before sampling (e.g. by prompt length);
+            the rows come back in the original order.
+        grader: ``math_verify`` (the training reward's verifier) or ``paper_exact`` (the authors' rule).
         sampling: the rest of ``evaluate``'s keyword arguments (temperature, top_p, max_new_tokens, seed,
             chat_template, keep_text, step, backend).
     """
     from ebpo_bench.data.rewards import MathVerifier
+    from ebpo_bench.eval.paper_exact import make_grader
     from ebpo_bench.progress import progress_bar
 
     rows: list[dict] = []
@@ -49,13 +55,23 @@ def evaluate_suites(
             bar(done[0])
 
         for benches, fmt in suites:
+            given = {
+                (name, e.id): (b, i) for b, (name, v) in enumerate(benches.items()) for i, e in enumerate(v)
+            }
             benches = {name: order(v) if order else v for name, v in benches.items()}
             # evaluate seeds its sampler once per call: one call per suite with a common n, one per
             # benchmark with per-benchmark n (so a benchmark's samples do not depend on its neighbours)
             calls = [({k: v}, n[k]) for k, v in benches.items()] if isinstance(n, dict) else [(benches, n)]
-            with MathVerifier(fmt=fmt, **verifier_kw) as ver:
+            ver = (
+                MathVerifier(fmt=fmt, **verifier_kw) if grader == "math_verify" else make_grader(grader, fmt)
+            )
+            with ver:
+                part_rows = []
                 for part, k in calls:
-                    rows += evaluate(model, tok, part, verifier=ver, n=k, progress=tick, **sampling)
+                    part_rows += evaluate(model, tok, part, verifier=ver, n=k, progress=tick, **sampling)
+            if order:  # back to the given order: benchmark, then problem, then sample
+                part_rows.sort(key=lambda r, g=given: (g[(r["benchmark"], r["problem_id"])], r["sample"]))
+            rows += part_rows
     return rows
 
 
@@ -105,6 +121,7 @@ def evaluate(
                             "score_correct": bool(res.correct),
                             "length": int(batch.lengths[i]),
                             "timed_out": res.timed_out,
+                            "grader": getattr(verifier, "name", "math_verify"),
                         }
                     )
                 if progress:

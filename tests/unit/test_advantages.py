@@ -72,7 +72,7 @@ def test_estimators_are_built_from_their_config_objects():
 @pytest.mark.parametrize("name", NAMES)
 def test_group_size_limit_is_the_spec_limit(name):
     """One rule for G = 1, read from the config class by both the spec and the estimator."""
-    need = ESTIMATOR_CONFIGS[name].min_group_size
+    need = ESTIMATOR_CONFIGS[name]().min_group_size  # spo's depends on its init
     r1 = torch.tensor([[1.0], [0.0], [1.0]])
     if need == 1:
         adv, _ = make(name)(r1, prompt_ids=IDS)
@@ -340,8 +340,56 @@ def test_state_dict_round_trip(name, opts):
             make("ebpo").load_state_dict(state)
 
 
-def test_spo_tracker_hand_values():
+def test_spo_authors_tracker_hand_values():
+    """The EBPO authors' SPOTracker: Beta(4, 4) prior, one clamped group-mean observation per visit."""
     est = make("spo", adv_norm="none")
+    adv, m = est(torch.tensor([[1.0, 1, 1, 0], [0, 0, 0, 0]]), prompt_ids=["a", "b"])
+    close(adv, [[0.5, 0.5, 0.5, -0.5], [-0.5] * 4])  # unseen: baseline 0.5 (not the group mean)
+    assert m["spo/new_frac"] == 1.0 and m["spo/baseline_mean"] == pytest.approx(0.5)
+    state = est.state_dict()
+    assert state["alpha"] == pytest.approx({"a": 0.9 * 4 + 0.75, "b": 3.6})  # prior discounted, then + pbar
+    assert state["beta"] == pytest.approx({"a": 0.9 * 4 + 0.25, "b": 4.6})
+    v = 4.35 / 8.2  # 0.5305 (the issue's 0.53; (4 + 0.75) / 9 = 0.5278 if the prior were not discounted)
+    assert v == pytest.approx(0.530488, abs=1e-6)
+    adv, m = est(torch.tensor([[1.0, 1, 0, 0]]), prompt_ids=["a"])
+    close(adv, [[1 - v, 1 - v, -v, -v]])
+    assert m["spo/new_frac"] == 0.0
+    assert est.state_dict()["alpha"]["a"] == pytest.approx(0.9 * 4.35 + 0.5)
+
+
+def test_spo_plus_minus_one_rewards_map_to_success_rates():
+    r01 = torch.tensor([[1.0, 1, 1, 0], [0, 0, 0, 0]])
+    e01, epm = make("spo", adv_norm="none"), make("spo", adv_norm="none", reward_scale="plus_minus_one")
+    for _ in range(3):  # p = (r + 1) / 2: same tracker state, raw advantages exactly 2x
+        a01, _ = e01(r01, prompt_ids=["a", "b"])
+        apm, m = epm(2 * r01 - 1, prompt_ids=["a", "b"])
+        close(apm, 2 * a01)
+    for k in ("alpha", "beta"):
+        assert epm.state_dict()[k] == pytest.approx(e01.state_dict()[k])
+    assert m["spo/baseline_mean"] != pytest.approx(0.5)  # reported in reward units (2 v - 1)
+    z01 = make("spo")(r01, prompt_ids=["a", "b"])[0]
+    close(make("spo", reward_scale="plus_minus_one")(2 * r01 - 1, prompt_ids=["a", "b"])[0], z01)
+    # the +-1 group mean -0.5 is one success in four, p = 0.25 (the authors' literal clamp would give 0)
+    e = make("spo", reward_scale="plus_minus_one")
+    e(torch.tensor([[1.0, -1, -1, -1]]), prompt_ids=["c"])
+    assert e.state_dict()["alpha"]["c"] == pytest.approx(3.6 + 0.25)
+    # out-of-range rewards (shaping) are clamped to [0, 1] like the authors' code
+    e = make("spo")
+    e(torch.tensor([[1.5, 1.5]]), prompt_ids=["d"])
+    assert e.state_dict()["alpha"]["d"] == pytest.approx(4.6)
+
+
+def test_spo_g1_first_visit_learns():
+    """SPO is single-stream: at G = 1 the authors' prior gives every first visit r - 0.5, not 0."""
+    adv, _ = make("spo", adv_norm="none")(torch.tensor([[1.0], [0.0]]), prompt_ids=["a", "b"])
+    close(adv, [[0.5], [-0.5]])
+    with pytest.raises(ValueError, match="G >= 2"):  # the old rule would give 0 here: refused
+        make("spo", init="group_mean")(torch.tensor([[1.0], [0.0]]), prompt_ids=["a", "b"])
+    assert make("spo").cfg.min_group_size == 1 and make("spo", init="group_mean").cfg.min_group_size == 2
+
+
+def test_spo_group_mean_tracker_hand_values():
+    est = make("spo", init="group_mean", adv_norm="none")
     adv, m = est(torch.tensor([[1.0, 0], [1, 1]]), prompt_ids=["a", "b"])
     close(adv, [[0.5, -0.5], [0, 0]])  # both new: own group mean
     assert m["spo/new_frac"] == 1.0
@@ -353,15 +401,17 @@ def test_spo_tracker_hand_values():
     assert state["s"] == pytest.approx({"a": 0.9, "b": 2.0, "c": 1.0})  # a: 0.9*1 + 0
     adv, _ = est(torch.tensor([[1.0, 1]]), prompt_ids=["a"])
     close(adv, [[1 - 0.9 / 3.8, 1 - 0.9 / 3.8]])
+    with pytest.raises(ValueError, match="alpha"):  # a state only loads into the init that wrote it
+        make("spo").load_state_dict(state)
 
 
 def test_spo_batch_std_and_ids():  # int-tensor ids, stored as strings
-    # A_raw = (1/2, -1/2, 0, 0): unbiased std sqrt(1/6) -> +-1.224745
+    # A_raw = (1/2, -1/2, 1/2, 1/2) (unseen: baseline 0.5): mean 1/4, unbiased std 1/2 -> (1/4)/(1/2)
     adv, _ = make("spo")(torch.tensor([[1.0, 0], [1, 1]]), prompt_ids=torch.tensor([7, 8]))
-    close(adv, [[1.224745, -1.224745], [0, 0]])
+    close(adv, [[0.5, -1.5], [0.5, 0.5]])
     est = make("spo")
     est(torch.tensor([[1.0, 0]]), prompt_ids=torch.tensor([7]))
-    assert set(est.state_dict()["n"]) == {"7"}
+    assert set(est.state_dict()["alpha"]) == {"7"}
     with pytest.raises(ValueError, match="prompt_ids"):
         make("spo")(R)
 

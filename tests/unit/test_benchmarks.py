@@ -183,14 +183,18 @@ def test_presets_and_explicit_overrides():
     benches = ["aime24", "olympiadbench"]
     paper = resolve_settings(benches, preset="paper")
     assert paper["n"] == {"aime24": 16, "olympiadbench": 4}
-    assert (paper["temperature"], paper["top_p"], paper["template"]) == (1.0, 1.0, "dapo")
+    assert (paper["temperature"], paper["top_p"], paper["template"]) == (1.0, 1.0, "dapo_eval")
+    assert paper["grader"] == "paper_exact"  # the authors' eval prompt and grading rule
     assert resolve_settings(benches, preset="paper", template="boxed")["template"] == "boxed"
+    assert resolve_settings(benches, preset="paper", grader="math_verify")["grader"] == "math_verify"
+    with pytest.raises(ValueError, match="grader"):
+        resolve_settings(benches, grader="exact")
     mixed = resolve_settings(benches, preset="qwen_eval", n=4, max_new_tokens=32)
     assert mixed["n"] == {"aime24": 4, "olympiadbench": 4}
     assert (mixed["temperature"], mixed["top_p"], mixed["max_new_tokens"]) == (0.6, 0.95, 32)
     default = resolve_settings(benches)
     assert default["n"] == {"aime24": 1, "olympiadbench": 1} and default["temperature"] == 0.0
-    assert default["template"] == "boxed"
+    assert default["template"] == "boxed" and default["grader"] == "math_verify"
     with pytest.raises(KeyError, match="Did you mean 'paper'"):
         resolve_settings(benches, preset="papre")
 

@@ -26,8 +26,18 @@ DAPO_TEMPLATE = (
     "{problem}\n\n"
     'Remember to put your answer on its own line after "Answer:".'
 )
+#: the authors' EVAL prompt (their eval script): the DAPO instruction without the closing "Remember ..." line
+DAPO_EVAL_TEMPLATE = (
+    "Solve the following math problem step by step. The last line of your response should be of the "
+    "form Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n{problem}"
+)
 BOXED_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
-TEMPLATES = {"dapo": DAPO_TEMPLATE, "boxed": BOXED_TEMPLATE, "raw": "{problem}"}
+TEMPLATES = {
+    "dapo": DAPO_TEMPLATE,
+    "dapo_eval": DAPO_EVAL_TEMPLATE,
+    "boxed": BOXED_TEMPLATE,
+    "raw": "{problem}",
+}
 
 
 def load_records(path: str | Path, *, split: str | None = None) -> list[dict]:
