@@ -311,6 +311,12 @@ class _Body(_Cfg):
                 f"train.prompts_per_step={p} but advantage '{self.advantage.type}' needs at least "
                 f"{self.advantage.min_prompts} prompts per batch; raise train.prompts_per_step"
             )
+        scale = getattr(self.advantage, "reward_scale", self.reward.scale)
+        if scale != self.reward.scale:
+            raise ValueError(
+                f"advantage.reward_scale={scale} but reward.scale={self.reward.scale}; set "
+                f"advantage.reward_scale: {self.reward.scale} so the tracker reads rewards on their own scale"
+            )
         if (p * g) % self.train.mini_batches:
             raise ValueError(
                 f"train.mini_batches={self.train.mini_batches} must divide prompts_per_step x group_size "

@@ -120,6 +120,10 @@ MALFORMED = [
     ({"loss": {"aggregation": "token-mean"}}, ["loss.aggregation", "Did you mean 'token_mean'"]),
     ({"advantage": {}}, ["advantage", "'type' is missing"]),
     ({"seeds": []}, ["seeds", "at least 1"]),
+    (
+        {"advantage": {"type": "spo"}, "reward": {"scale": "plus_minus_one"}},
+        ["advantage.reward_scale=zero_one", "set advantage.reward_scale: plus_minus_one"],
+    ),
     ({"advantage": {"type": "ebpo", "var_ddof": 2}}, ["advantage.var_ddof", "0, 1"]),
     ({"train": {"steps": "many"}}, ["train.steps", "integer"]),
     (
