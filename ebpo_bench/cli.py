@@ -13,8 +13,13 @@ from typing import Annotated
 
 import typer
 
+from ebpo_bench import __version__
+from ebpo_bench.cli_bench import bench
+from ebpo_bench.cli_support import SetOption, print_dry_run, require_backends, select_runs
 from ebpo_bench.config.load import SpecError, load_experiment, resolved_yaml
+from ebpo_bench.config.overrides import parse_sets
 from ebpo_bench.errors import UserError
+from ebpo_bench.interrupt import Interrupted
 
 EXAMPLES = """
 Examples:
@@ -27,7 +32,11 @@ Examples:
 
   ebpo-bench run specs/quickstart.yaml --arm ebpo --seed 1
 
-  ebpo-bench eval --model tiny --benchmarks aime24,math500 --n 4 --limit 20
+  ebpo-bench run specs/quickstart.yaml --set train.lr=5e-5 --set seeds=[1]
+
+  ebpo-bench eval --model tiny --benchmarks aime24,math500 --n 4 --temperature 0.6 --limit 20
+
+  ebpo-bench eval results/quickstart/ebpo/seed1 --benchmarks math500 --preset qwen_eval
 
   ebpo-bench report results/quickstart
 
@@ -36,6 +45,7 @@ Examples:
 
 app = typer.Typer(
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     rich_markup_mode=None,
     help="Declarative benchmark suite for RL with verifiable rewards (EBPO, GRPO and other estimators).",
@@ -45,6 +55,22 @@ app = typer.Typer(
 
 def _fail(msg: str) -> None:
     raise UserError(msg)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ebpo-bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Declarative benchmark suite for RL with verifiable rewards (EBPO, GRPO and other estimators)."""
 
 
 def _simulation(path: Path):
@@ -59,15 +85,26 @@ def _simulation(path: Path):
 
 
 @app.command(epilog="Example: ebpo-bench validate specs/*.yaml")
-def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")]) -> None:
-    """Validate spec files (every arm, grid point and seed) without running anything."""
+def validate(
+    specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")],
+    set_: SetOption = None,
+    profile: Annotated[str | None, typer.Option(help="Also report the runs of this profile.")] = None,
+) -> None:
+    """Validate spec files (every arm, grid point, seed and profile) and report every error found."""
+    sets, failed = parse_sets(set_), []
     for path in specs:
-        if (lab := _simulation(path)) is not None:
-            typer.echo(f"ok: {path}: simulation '{lab.name}'")
+        try:
+            if (lab := _simulation(path)) is not None:
+                typer.echo(f"ok: {path}: simulation '{lab.name}'")
+                continue
+            exp = load_experiment(path, profile=profile, sets=sets)
+        except SpecError as e:
+            failed.append(str(e))
             continue
-        exp = load_experiment(path)
         arms = ", ".join(exp.arms())
         typer.echo(f"ok: {path}: {len(exp.runs)} runs (arms: {arms}; seeds: {exp.spec.seeds})")
+    if failed:
+        raise SpecError("\n".join(failed))
 
 
 @app.command(name="ls", epilog="Examples: ebpo-bench ls; ebpo-bench ls estimators")
@@ -109,6 +146,15 @@ def run(
     results: Annotated[
         Path | None, typer.Option(help="Results root (default: the spec's output.root).")
     ] = None,
+    eval_only: Annotated[
+        bool,
+        typer.Option(
+            "--eval-only",
+            help="Train nothing: re-evaluate completed runs with the spec's eval.* settings "
+            "(which are outside the spec hash).",
+        ),
+    ] = False,
+    set_: SetOption = None,
     profile: Annotated[
         str | None,
         typer.Option(
@@ -117,7 +163,11 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Train (or resume) every run of a spec, evaluate it, and print a comparison table."""
+    """Train (or resume) every run of a spec, evaluate it, and print a comparison table.
+
+    Ctrl-C (SIGINT) or SIGTERM stops at the end of the current step, writes a checkpoint and marks the run
+    interrupted in run.json; rerunning the same command resumes it.
+    """
     if (lab := _simulation(spec)) is not None:  # the estimator lab: a simulation, no model
         if dry_run:
             typer.echo(resolved_yaml(lab))
@@ -130,7 +180,7 @@ def run(
         return
     from ebpo_bench.config.profiles import estimate_lines
 
-    exp = load_experiment(spec, profile=profile)
+    exp = load_experiment(spec, profile=profile, sets=parse_sets(set_))
     runs = select_runs(exp, arm, seed)
     if dry_run:
         print_dry_run(exp, runs)
@@ -140,6 +190,7 @@ def run(
     require_backends({r.rollout.backend for r in runs} | {r.eval.backend for r in runs})
     from ebpo_bench import runner  # imports torch lazily inside
     from ebpo_bench.data.orderings import prepare_orderings
+    from ebpo_bench.interrupt import catch_signals
 
     try:
         state, root = runner.process_state(), Path(results or exp.spec.output.root)
@@ -147,7 +198,10 @@ def run(
         state.wait_for_everyone()
         if not state.is_main_process:  # the pre-pass is on disk now: other ranks only register it
             prepare_orderings(runs, root, log=runner.log)
-        runner.run_experiment(exp, runs, force=force, quiet=quiet, results_root=results)
+        with catch_signals() as stop:
+            runner.run_experiment(
+                exp, runs, force=force, quiet=quiet, results_root=results, eval_only=eval_only, stop=stop
+            )
         for md in summaries:  # beside the report (reports/<experiment>/), as build_report writes it
             dest = Path("reports") / exp.name / f"difficulty_prepass_{md.name.split('.')[0]}.md"
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -164,13 +218,17 @@ def run(
     "ebpo-bench eval --model PATH --benchmarks math500 --harness lm-eval --limit 20",
 )
 def eval_cmd(
+    run_dir: Annotated[
+        str | None, typer.Argument(help="A run directory or model (same as --model).", show_default=False)
+    ] = None,
     model: Annotated[
-        str, typer.Option(help="'tiny', a run directory (results/<exp>/<run-id>) or a local model directory.")
-    ],
+        str | None,
+        typer.Option(help="'tiny', a run directory (results/<exp>/<run-id>) or a local model directory."),
+    ] = None,
     benchmarks: Annotated[
         str,
         typer.Option(help="Comma-separated names (see `ebpo-bench ls benchmarks`); 'all' = the paper's six."),
-    ],
+    ] = "",
     n: Annotated[int | None, typer.Option(help="Samples per problem (avg@n, pass@k, maj@k).")] = None,
     preset: Annotated[str | None, typer.Option(help="Sampling preset: paper | qwen_eval | greedy.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")] = None,
@@ -192,13 +250,25 @@ def eval_cmd(
         ),
     ] = "hf",
     template: Annotated[str | None, typer.Option(help="Prompt template: boxed | dapo.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default results/eval/<model>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (default: RUN_DIR/evals/<step>-<benchmarks>-<settings>, else "
+            "results/eval/<model>/<benchmarks>-<settings>)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing evaluation folder.")] = False,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Evaluate a model on AIME24/25, AMC23, MATH-500, OlympiadBench, Minerva (and GSM8K) from local files."""
     from ebpo_bench.eval.command import run_eval
 
+    if (run_dir is None) == (model is None):
+        _fail("give the model once: `ebpo-bench eval RUN_DIR ...` or `--model tiny|RUN_DIR|MODEL_DIR`")
+    model = model or run_dir
+    if not benchmarks:
+        _fail("--benchmarks is required, e.g. --benchmarks math500,aime24 (see `ebpo-bench ls benchmarks`)")
     if harness not in ("native", "lm-eval"):
         _fail(f"--harness must be 'native' or 'lm-eval', got '{harness}'")
     if backend not in ("hf", "vllm"):
@@ -223,8 +293,9 @@ def eval_cmd(
             quiet=quiet,
             template=template,
             backend=backend,
+            force=force,
         )
-    except (FileNotFoundError, KeyError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
 
 
@@ -263,111 +334,10 @@ def report(
         typer.echo(f"wrote {p}")
 
 
-@app.command(
+app.command(
     epilog="Examples: ebpo-bench bench; ebpo-bench bench specs/quickstart.yaml --steps 20 --repeats 2; "
     "ebpo-bench bench --only ours,floor,estimators"
-)
-def bench(
-    spec: Annotated[Path, typer.Argument(help="Spec whose run is benchmarked.")] = Path(
-        "specs/quickstart.yaml"
-    ),
-    arm: Annotated[
-        str, typer.Option(help="Arm to run (TRL needs advantage grpo, or grpo_bn with std_of rewards).")
-    ] = "grpo",
-    seed: Annotated[int | None, typer.Option(help="Seed (default: the spec's first).")] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Measured RL steps per trainer.")] = 20,
-    warmup: Annotated[
-        int, typer.Option(min=0, help="Warm-up steps per trainer, excluded from the statistics.")
-    ] = 3,
-    repeats: Annotated[int, typer.Option(min=1, help="Alternate ours/TRL this many times each.")] = 1,
-    only: Annotated[
-        str, typer.Option(help="Comma-separated subset of: ours, trl, floor, estimators.")
-    ] = "ours,trl,floor,estimators",
-    out: Annotated[Path, typer.Option(help="Folder for <name>.json and <name>.md.")] = Path("results/bench"),
-    name: Annotated[str | None, typer.Option(help="Result file name (default: the spec's name).")] = None,
-    profile: Annotated[str | None, typer.Option(help="Apply the spec's scale profile.")] = None,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="torch threads in each worker (default: torch's).")
-    ] = None,
-) -> None:
-    """Time our trainer against TRL's GRPOTrainer on the same run, phase by phase (docs/performance.md)."""
-    from ebpo_bench.perf import KINDS, BenchError, run_bench
-
-    kinds = [k.strip() for k in only.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in KINDS]
-    if bad or not kinds:
-        _fail(f"--only: unknown {', '.join(map(repr, bad)) or 'empty list'}; choose from {', '.join(KINDS)}")
-    exp = load_experiment(spec, profile=profile)
-    run = select_runs(exp, [arm], [seed] if seed is not None else None)[0]
-    if "trl" in kinds:
-        from ebpo_bench.perf.trl_adapter import scale_rewards
-
-        try:
-            scale_rewards(run)
-        except ValueError as e:
-            _fail(f"{spec}: arm '{arm}': {e}")
-    name = name or exp.name + (f"-{profile}" if profile else "")
-    try:
-        result = run_bench(
-            str(spec),
-            arm=arm,
-            seed=run.seed,
-            steps=steps,
-            warmup=warmup,
-            repeats=repeats,
-            kinds=kinds,
-            out=out,
-            name=name,
-            profile=profile,
-            threads=threads,
-            log=lambda m: typer.echo(m, err=True),
-        )
-    except BenchError as e:
-        _fail(str(e))
-    from ebpo_bench.perf.summary import render
-
-    typer.echo(render(result))
-    typer.echo(f"wrote {out / name}.json and {out / name}.md")
-
-
-def require_backends(names: set[str]) -> None:
-    """Fail in one line, before any work, when a requested rollout backend's engine does not import."""
-    if names <= {"hf"}:
-        return  # keeps the default path free of the rollout package (and torch) until it is needed
-    from ebpo_bench.rollout import BackendUnavailable, require_backend
-
-    for name in sorted(names):
-        try:
-            require_backend(name)
-        except BackendUnavailable as e:
-            _fail(str(e))
-
-
-def select_runs(exp, arms: list[str] | None, seeds: list[int] | None):
-    from ebpo_bench.registry import suggest
-
-    for a in arms or []:
-        if a not in exp.arms():
-            _fail(f"{exp.path}: no arm '{a}'.{suggest(a, exp.arms())} Arms: {', '.join(exp.arms())}")
-    for s in seeds or []:
-        if s not in exp.spec.seeds:
-            _fail(f"{exp.path}: seed {s} is not in the spec's seeds {exp.spec.seeds}")
-    return [r for r in exp.runs if (not arms or r.arm in arms) and (not seeds or r.seed in seeds)]
-
-
-def print_dry_run(exp, runs) -> None:
-    from ebpo_bench.config.sizing import describe_runs
-
-    typer.echo(f"experiment {exp.name}: {len(runs)} of {len(exp.runs)} runs selected")
-    for line in describe_runs(runs):
-        typer.echo(f"  {line}")
-    shown: set[str] = set()
-    for r in runs:
-        if r.arm in shown:
-            continue
-        shown.add(r.arm)
-        typer.echo(f"\n# resolved spec of {r.run_id} (other runs of arm '{r.arm}' differ only in axes/seed)")
-        typer.echo(resolved_yaml(r))
+)(bench)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -375,9 +345,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=argv, standalone_mode=False)
     except (SpecError, UserError) as e:
-        typer.echo(f"error: {e}", err=True)
+        for line in str(e).splitlines():
+            typer.echo(f"error: {line}", err=True)
         sys.exit(2)
     except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Interrupted as e:  # SIGINT / SIGTERM: the runner recorded it; say where it stopped
+        typer.echo(str(e), err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)

@@ -35,6 +35,7 @@ from ebpo_bench import estimators
 from ebpo_bench.config.spec import RunConfig
 from ebpo_bench.data.rewards import MathVerifier
 from ebpo_bench.data.stream import PromptSource
+from ebpo_bench.interrupt import Interrupted, StopRequest
 from ebpo_bench.models.loading import load_policy
 from ebpo_bench.progress import progress_bar
 from ebpo_bench.results import RunPaths, append_jsonl
@@ -47,7 +48,7 @@ from ebpo_bench.rollout import (
     make_backend,
     take,
 )
-from ebpo_bench.train import losses
+from ebpo_bench.train import losses, tracking
 from ebpo_bench.train.checkpoint import restore_checkpoint, save_checkpoint
 from ebpo_bench.train.logprobs import response_logprobs, sequence_logprobs  # noqa: F401  (sequence_logprobs: public here)
 
@@ -143,14 +144,25 @@ def train(
     quiet: bool = False,
     log: Callable[[str], None] = print,
     on_eval: Callable[[int, Any, Any], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> dict:
-    """Train (or resume) one run to ``run.train.steps``; return the last metrics row."""
+    """Train (or resume) one run to ``run.train.steps``; return the last metrics row.
+
+    ``stop`` (``interrupt.StopRequest``) is checked after every step: when set, a checkpoint is
+    written and ``Interrupted`` raised, naming the step and the checkpoint to resume from.
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=run.model.mixed_precision)
+    stop = stop or StopRequest()
+    acc = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=run.model.mixed_precision,
+        **tracking.accelerator_kwargs(run, paths),
+    )
     set_seed(run.seed + acc.process_index)
     t = setup(run, paths, acc, log)
+    tracking.start(acc, run)
     if acc.is_main_process and acc.distributed_type != "NO":
         log(f"{run.run_id}: {acc.distributed_type} over {acc.num_processes} process(es) on {acc.device}")
     if on_eval and run.eval.every and acc.distributed_type == "FSDP":
@@ -165,17 +177,23 @@ def train(
         if start and acc.is_main_process:
             log(f"{run.run_id}: resuming from step {start}")
         row: dict = {}
-        with progress_bar(
-            run.run_id, run.train.steps, start, disable=quiet or not acc.is_main_process
-        ) as bar:
+        bar_off = quiet or not acc.is_main_process
+        with (
+            progress_bar(run.run_id, run.train.steps, start, disable=bar_off, every=run.log.every) as bar,
+            stop.deferred(),
+        ):
             for step in range(start, run.train.steps):
                 row = train_step(t, step)
                 if acc.is_main_process:
                     append_jsonl(paths.metrics, [row])
-                bar(step + 1, reward=row["train/reward_mean"], acc=row["train/accuracy"])
+                    acc.log(row, step=step)
+                bar(step + 1, **tracking.progress_fields(row))
                 last = step + 1 == run.train.steps
-                if (step + 1) % run.train.checkpoint_every == 0 or last:
+                halt = stop.agreed(acc) and not last  # a safe point: the step is whole
+                if (step + 1) % run.train.checkpoint_every == 0 or last or halt:
                     save_checkpoint(t, step + 1)
+                if halt:
+                    raise Interrupted(stop.signum or 15, f"interrupted at step {step + 1}")
                 if on_eval and run.eval.every and (step + 1) % run.eval.every == 0 and not last:
                     if acc.is_main_process:
                         on_eval(step + 1, acc.unwrap_model(t.model), t.tok)
@@ -184,6 +202,7 @@ def train(
         return row
     finally:
         t.verifier.close()
+        acc.end_training()
 
 
 def train_step(t: Trainer, step: int) -> dict:
