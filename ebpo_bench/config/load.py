@@ -90,22 +90,21 @@ def load_experiment(
 
     path = Path(path)
     data = read_yaml(path)
-    errors: list[str] = []
-    for other in profile_names(data):  # a typo in a profile fails now, naming the profile
-        if other != profile:
-            try:
-                errors += experiment_errors(
-                    apply_profile(data, other, str(path)), f"{path} [profile {other}]"
-                )[1]
-            except SpecError as e:
-                errors += str(e).splitlines()
     raw = apply_profile(data, profile, str(path))
     if overrides:
         raw = deep_merge(raw, overrides)
     if sets:
         raw = apply_sets(raw, sets)
-    exp, lines = experiment_errors(raw, f"{path} [profile {profile}]" if profile else str(path), path)
-    raise_errors(lines + errors)
+    exp, entries = _entries(raw, f"{path} [profile {profile}]" if profile else str(path), path)
+    seen, errors = {k for k, _ in entries}, [line for _, line in entries]
+    for other in profile_names(data):  # a typo in a profile fails now, naming the profile
+        if other != profile:
+            try:
+                _, more = _entries(apply_profile(data, other, str(path)), f"{path} [profile {other}]")
+            except SpecError as e:
+                more = [(str(e), str(e))]
+            errors += [line for k, line in more if k not in seen]  # not the base's errors again
+    raise_errors(errors)
     assert exp is not None
     return exp
 
@@ -132,33 +131,42 @@ def experiment_errors(
 ) -> tuple[Experiment | None, list[str]]:
     """Validate the base spec and every expanded run; return the experiment (None on errors) and
     every error line. Errors of the base are not repeated for each run."""
-    lines: list[str] = []
+    exp, entries = _entries(raw, source, path)
+    return exp, [line for _, line in entries]
+
+
+def _entries(raw: dict, source: str, path: Path | None = None) -> tuple[Experiment | None, list[tuple]]:
+    """``experiment_errors`` with a key per line ((field path, error type), arm prefix left out) that
+    tells repeats of one problem (per arm, run or profile) from new ones."""
+    entries: list[tuple] = []
     spec = None
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as e:
-        lines += validation_lines(e, source, ExperimentSpec)
+        entries += _keyed(e, source, ExperimentSpec, "")
     arms, grid, seeds = _layout(raw, spec)
-    lines += _grid_path_errors(grid, source)
-    if any(line.startswith(f"{source}: grid") for line in lines):
-        return None, lines
-    base = set(lines)
+    grid_lines = _grid_path_errors(grid, source)
+    if grid_lines:
+        return None, entries + [(line, line) for line in grid_lines]
     runs = []
     for run_raw, prefix in _expand_raw(raw, arms, grid, seeds, bool(raw.get("arms"))):
         try:
             runs.append(RunConfig.model_validate(run_raw))
         except ValidationError as e:
-            plain = validation_lines(e, source, RunConfig)
-            prefixed = validation_lines(e, source, RunConfig, prefix=prefix)
-            lines += [p for b, p in zip(plain, prefixed) if b not in base]
+            seen = {k for k, _ in entries}
+            entries += [(k, line) for k, line in _keyed(e, source, RunConfig, prefix) if k not in seen]
     ids = [r.run_id for r in runs]
     if dup := {i for i in ids if ids.count(i) > 1}:
-        lines.append(
-            f"{source}: duplicate run ids {sorted(dup)}; give arms distinct names or dedupe grid values"
-        )
-    if lines or spec is None:
-        return None, lines
+        line = f"{source}: duplicate run ids {sorted(dup)}; give arms distinct names or dedupe grid values"
+        entries.append((line, line))
+    if entries or spec is None:
+        return None, entries
     return Experiment(path=path, spec=spec, runs=runs), []
+
+
+def _keyed(err: ValidationError, source: str, root: Any, prefix: str) -> list[tuple]:
+    keys = [(tuple(map(str, e["loc"])), e["type"]) for e in err.errors()]
+    return list(zip(keys, validation_lines(err, source, root, prefix)))
 
 
 def _layout(raw: dict, spec: ExperimentSpec | None) -> tuple[dict, dict, list]:
