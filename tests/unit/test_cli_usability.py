@@ -100,7 +100,9 @@ def test_set_overrides_are_typed_by_the_schema_and_shown_in_the_resolved_spec(tm
     assert p.returncode == 2 and "train.steps" in p.stderr and "many" in p.stderr
     p = cli("validate", str(spec), "--set", "train.lr")
     assert p.returncode == 2 and "expected key.path=value" in p.stderr
-    p = cli("validate", str(ROOT / "specs/quickstart.yaml"), "--set", "arms.ebpo.advantage.sigma2=mean_within")
+    p = cli(
+        "validate", str(ROOT / "specs/quickstart.yaml"), "--set", "arms.ebpo.advantage.sigma2=mean_within"
+    )
     assert p.returncode == 0, p.stderr
 
 
