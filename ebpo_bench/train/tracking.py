@@ -3,7 +3,7 @@
 ``accelerator_kwargs`` gives the ``Accelerator`` its ``log_with`` and project folder; ``start``
 initialises the trackers with the run's resolved config (flattened to scalars, as TensorBoard's
 hparams need); the trainer then calls ``acc.log(row, step=step)`` with every metrics.jsonl row, and
-``acc.end_training()`` closes them. W&B runs offline unless ``log.wandb_mode: online``.
+``finish`` closes them. W&B runs offline unless ``log.wandb_mode: online``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,13 @@ def start(acc: Any, run: RunConfig) -> None:
         init["wandb"] = {"mode": run.log.wandb_mode, "name": run.run_id, "dir": str(acc.project_dir)}
     project = run.log.project or run.name
     acc.init_trackers(project, config=flat_config(run.model_dump(mode="json")), init_kwargs=init)
+
+
+def finish(acc: Any) -> None:
+    """Close the trackers (not ``acc.end_training()``, which also tears down the process group that
+    the runner still needs under ``accelerate launch``)."""
+    for tracker in getattr(acc, "trackers", []):
+        tracker.finish()
 
 
 def flat_config(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -202,7 +202,7 @@ def train(
         return row
     finally:
         t.verifier.close()
-        acc.end_training()
+        tracking.finish(acc)
 
 
 def train_step(t: Trainer, step: int) -> dict:
