@@ -13,9 +13,13 @@ from typing import Annotated
 
 import typer
 
-from ebpo_bench.cli_select import print_dry_run, require_backends, select_runs
+from ebpo_bench import __version__
+from ebpo_bench.cli_bench import bench
+from ebpo_bench.cli_support import SetOption, print_dry_run, require_backends, select_runs
 from ebpo_bench.config.load import SpecError, load_experiment, resolved_yaml
-from ebpo_bench.errors import STOP_EXIT_CODE, StopRequested, UserError
+from ebpo_bench.config.overrides import parse_sets
+from ebpo_bench.errors import UserError
+from ebpo_bench.interrupt import Interrupted
 from ebpo_bench.sweep_cli import cancel, launch, status
 
 EXAMPLES = """
@@ -29,7 +33,11 @@ Examples:
 
   ebpo-bench run specs/quickstart.yaml --arm ebpo --seed 1
 
-  ebpo-bench eval --model tiny --benchmarks aime24,math500 --n 4 --limit 20
+  ebpo-bench run specs/quickstart.yaml --set train.lr=5e-5 --set seeds=[1]
+
+  ebpo-bench eval --model tiny --benchmarks aime24,math500 --n 4 --temperature 0.6 --limit 20
+
+  ebpo-bench eval results/quickstart/ebpo/seed1 --benchmarks math500 --preset qwen_eval
 
   ebpo-bench run specs/quickstart.yaml --launcher slurm --launch-config configs/launch/slurm_cpu.yaml
 
@@ -42,6 +50,7 @@ Examples:
 
 app = typer.Typer(
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     rich_markup_mode=None,
     help="Declarative benchmark suite for RL with verifiable rewards (EBPO, GRPO and other estimators).",
@@ -51,6 +60,22 @@ app = typer.Typer(
 
 def _fail(msg: str) -> None:
     raise UserError(msg)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ebpo-bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Declarative benchmark suite for RL with verifiable rewards (EBPO, GRPO and other estimators)."""
 
 
 def _simulation(path: Path):
@@ -65,15 +90,26 @@ def _simulation(path: Path):
 
 
 @app.command(epilog="Example: ebpo-bench validate specs/*.yaml")
-def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")]) -> None:
-    """Validate spec files (every arm, grid point and seed) without running anything."""
+def validate(
+    specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")],
+    set_: SetOption = None,
+    profile: Annotated[str | None, typer.Option(help="Also report the runs of this profile.")] = None,
+) -> None:
+    """Validate spec files (every arm, grid point, seed and profile) and report every error found."""
+    sets, failed = parse_sets(set_), []
     for path in specs:
-        if (lab := _simulation(path)) is not None:
-            typer.echo(f"ok: {path}: simulation '{lab.name}'")
+        try:
+            if (lab := _simulation(path)) is not None:
+                typer.echo(f"ok: {path}: simulation '{lab.name}'")
+                continue
+            exp = load_experiment(path, profile=profile, sets=sets)
+        except SpecError as e:
+            failed.append(str(e))
             continue
-        exp = load_experiment(path)
         arms = ", ".join(exp.arms())
         typer.echo(f"ok: {path}: {len(exp.runs)} runs (arms: {arms}; seeds: {exp.spec.seeds})")
+    if failed:
+        raise SpecError("\n".join(failed))
 
 
 @app.command(name="ls", epilog="Examples: ebpo-bench ls; ebpo-bench ls estimators")
@@ -118,6 +154,15 @@ def run(
     results: Annotated[
         Path | None, typer.Option(help="Results root (default: the spec's output.root).")
     ] = None,
+    eval_only: Annotated[
+        bool,
+        typer.Option(
+            "--eval-only",
+            help="Train nothing: re-evaluate completed runs with the spec's eval.* settings "
+            "(which are outside the spec hash).",
+        ),
+    ] = False,
+    set_: SetOption = None,
     profile: Annotated[
         str | None,
         typer.Option(
@@ -133,7 +178,7 @@ def run(
         Path | None,
         typer.Option(help="Resources per run (configs/launch/*.yaml) for --launcher slurm/local."),
     ] = None,
-    set_: Annotated[
+    launch_set: Annotated[
         list[str] | None,
         typer.Option("--launch-set", help="Override a launch-config field: FIELD=VALUE (repeatable)."),
     ] = None,
@@ -143,7 +188,11 @@ def run(
         list[str] | None, typer.Option(hidden=True, help="Only these run ids (launchers).")
     ] = None,
 ) -> None:
-    """Train (or resume) every run of a spec, evaluate it, and print a comparison table."""
+    """Train (or resume) every run of a spec, evaluate it, and print a comparison table.
+
+    Ctrl-C (SIGINT) or SIGTERM stops at the end of the current step, writes a checkpoint and marks the run
+    interrupted in run.json; rerunning the same command resumes it.
+    """
     if (lab := _simulation(spec)) is not None:  # the estimator lab: a simulation, no model
         if dry_run:
             typer.echo(resolved_yaml(lab))
@@ -156,11 +205,11 @@ def run(
         return
     from ebpo_bench.config.profiles import estimate_lines
 
-    exp = load_experiment(spec, profile=profile)
+    exp = load_experiment(spec, profile=profile, sets=parse_sets(set_))
     runs = select_runs(exp, arm, seed, run_id)
-    if launcher != "inprocess" or launch_config or set_:
+    if launcher != "inprocess" or launch_config or launch_set:
         opts = dict(
-            launch_config=launch_config, sets=set_, max_parallel=max_parallel, gpus_per_run=gpus_per_run
+            launch_config=launch_config, sets=launch_set, max_parallel=max_parallel, gpus_per_run=gpus_per_run
         )
         opts.update(results=results, profile=profile, force=force, dry_run=dry_run)
         return launch(exp, runs, spec, launcher=launcher, **opts)
@@ -172,24 +221,20 @@ def run(
     require_backends({r.rollout.backend.type for r in runs} | {r.eval.backend for r in runs})
     from ebpo_bench import runner  # imports torch lazily inside
     from ebpo_bench.eval.prepass import prepare_orderings
+    from ebpo_bench.interrupt import catch_signals
 
     try:
         state, root = runner.process_state(), Path(results or exp.spec.output.root)
         summaries = prepare_orderings(runs, root, log=runner.log) if state.is_main_process else []
         state.wait_for_everyone()  # the pre-pass is on disk now; every rank's trainer reads it there
-        from ebpo_bench.stopflag import StopFlag
-
-        with StopFlag() as stop:
-            opts = dict(force=force, quiet=quiet, results_root=results, report=not run_id)
-            runner.run_experiment(exp, runs, stop=stop, **opts)
+        with catch_signals() as stop:
+            opts = dict(force=force, quiet=quiet, results_root=results, eval_only=eval_only)
+            runner.run_experiment(exp, runs, stop=stop, report=not run_id, **opts)
         for md in summaries:  # beside the report (reports/<experiment>/), as build_report writes it
             dest = Path("reports") / exp.name / f"difficulty_prepass_{md.name.split('.')[0]}.md"
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(md.read_text())
             runner.log(f"difficulty pre-pass summary: {dest}")
-    except StopRequested as e:
-        typer.echo(f"stopped: {e}; the same command resumes it", err=True)
-        raise typer.Exit(STOP_EXIT_CODE) from None
     finally:
         runner.shutdown()
 
@@ -205,13 +250,17 @@ app.command(epilog="Example: ebpo-bench cancel specs/quickstart.yaml")(cancel)
     "ebpo-bench eval --model PATH --benchmarks math500 --harness lm-eval --limit 20",
 )
 def eval_cmd(
+    run_dir: Annotated[
+        str | None, typer.Argument(help="A run directory or model (same as --model).", show_default=False)
+    ] = None,
     model: Annotated[
-        str, typer.Option(help="'tiny', a run directory (results/<exp>/<run-id>) or a local model directory.")
-    ],
+        str | None,
+        typer.Option(help="'tiny', a run directory (results/<exp>/<run-id>) or a local model directory."),
+    ] = None,
     benchmarks: Annotated[
         str,
         typer.Option(help="Comma-separated names (see `ebpo-bench ls benchmarks`); 'all' = the paper's six."),
-    ],
+    ] = "",
     n: Annotated[int | None, typer.Option(help="Samples per problem (avg@n, pass@k, maj@k).")] = None,
     preset: Annotated[str | None, typer.Option(help="Sampling preset: paper | qwen_eval | greedy.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0 = greedy).")] = None,
@@ -238,13 +287,25 @@ def eval_cmd(
     grader: Annotated[
         str | None, typer.Option(help="math_verify | paper_exact (authors' exact rule).")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default results/eval/<model>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (default: RUN_DIR/evals/<step>-<benchmarks>-<settings>, else "
+            "results/eval/<model>/<benchmarks>-<settings>)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing evaluation folder.")] = False,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 1234,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Evaluate a model on AIME24/25, AMC23, MATH-500, OlympiadBench, Minerva (and GSM8K) from local files."""
     from ebpo_bench.eval.command import run_eval
 
+    if (run_dir is None) == (model is None):
+        _fail("give the model once: `ebpo-bench eval RUN_DIR ...` or `--model tiny|RUN_DIR|MODEL_DIR`")
+    model = model or run_dir
+    if not benchmarks:
+        _fail("--benchmarks is required, e.g. --benchmarks math500,aime24 (see `ebpo-bench ls benchmarks`)")
     if harness not in ("native", "lm-eval"):
         _fail(f"--harness must be 'native' or 'lm-eval', got '{harness}'")
     from ebpo_bench.config.rollout import ENGINE_CONFIGS
@@ -276,8 +337,9 @@ def eval_cmd(
             template=template,
             backend=backend,
             grader=grader,
+            force=force,
         )
-    except (FileNotFoundError, KeyError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
 
 
@@ -316,71 +378,10 @@ def report(
         typer.echo(f"wrote {p}")
 
 
-@app.command(
+app.command(
     epilog="Examples: ebpo-bench bench; ebpo-bench bench specs/quickstart.yaml --steps 20 --repeats 2; "
     "ebpo-bench bench --only ours,floor,estimators"
-)
-def bench(
-    spec: Annotated[Path, typer.Argument(help="Spec whose run is benchmarked.")] = Path(
-        "specs/quickstart.yaml"
-    ),
-    arm: Annotated[
-        str, typer.Option(help="Arm to run (TRL needs advantage grpo, or grpo_bn with std_of rewards).")
-    ] = "grpo",
-    seed: Annotated[int | None, typer.Option(help="Seed (default: the spec's first).")] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Measured RL steps per trainer.")] = 20,
-    warmup: Annotated[
-        int, typer.Option(min=0, help="Warm-up steps per trainer, excluded from the statistics.")
-    ] = 3,
-    repeats: Annotated[int, typer.Option(min=1, help="Alternate ours/TRL this many times each.")] = 1,
-    only: Annotated[
-        str, typer.Option(help="Comma-separated subset of: ours, trl, floor, estimators.")
-    ] = "ours,trl,floor,estimators",
-    out: Annotated[Path, typer.Option(help="Folder for <name>.json and <name>.md.")] = Path("results/bench"),
-    name: Annotated[str | None, typer.Option(help="Result file name (default: the spec's name).")] = None,
-    profile: Annotated[str | None, typer.Option(help="Apply the spec's scale profile.")] = None,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="torch threads in each worker (default: torch's).")
-    ] = None,
-) -> None:
-    """Time our trainer against TRL's GRPOTrainer on the same run, phase by phase (docs/performance.md)."""
-    from ebpo_bench.perf import KINDS, BenchError, run_bench
-
-    kinds = [k.strip() for k in only.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in KINDS]
-    if bad or not kinds:
-        _fail(f"--only: unknown {', '.join(map(repr, bad)) or 'empty list'}; choose from {', '.join(KINDS)}")
-    exp = load_experiment(spec, profile=profile)
-    run = select_runs(exp, [arm], [seed] if seed is not None else None)[0]
-    if "trl" in kinds:
-        from ebpo_bench.perf.trl_adapter import scale_rewards
-
-        try:
-            scale_rewards(run)
-        except ValueError as e:
-            _fail(f"{spec}: arm '{arm}': {e}")
-    name = name or exp.name + (f"-{profile}" if profile else "")
-    try:
-        result = run_bench(
-            str(spec),
-            arm=arm,
-            seed=run.seed,
-            steps=steps,
-            warmup=warmup,
-            repeats=repeats,
-            kinds=kinds,
-            out=out,
-            name=name,
-            profile=profile,
-            threads=threads,
-            log=lambda m: typer.echo(m, err=True),
-        )
-    except BenchError as e:
-        _fail(str(e))
-    from ebpo_bench.perf.summary import render
-
-    typer.echo(render(result))
-    typer.echo(f"wrote {out / name}.json and {out / name}.md")
+)(bench)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -388,9 +389,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = app(args=argv, standalone_mode=False)
     except (SpecError, UserError) as e:
-        typer.echo(f"error: {e}", err=True)
+        for line in str(e).splitlines():
+            typer.echo(f"error: {line}", err=True)
         sys.exit(2)
     except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except Interrupted as e:  # SIGINT / SIGTERM: the runner recorded it; say where it stopped
+        typer.echo(str(e), err=True)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)

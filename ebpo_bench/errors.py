@@ -12,10 +12,6 @@ class SpecError(UserError, ValueError):
     """A spec problem, phrased for the user: file, field path, what is wrong, what to do."""
 
 
-class StopRequested(Exception):
-    """A run stopped at a safe point on request (SLURM's pre-timeout signal, preemption): its checkpoint
-    is saved and the same command resumes it. The CLI exits with ``STOP_EXIT_CODE``."""
-
-
-#: exit status of ``ebpo-bench run`` after a requested stop (the launchers tell it from a failure by it)
+#: exit status of ``ebpo-bench run`` after a scheduler-requested stop (``interrupt.Interrupted.requeue``);
+#: the launchers tell it from a failure by it and requeue the run
 STOP_EXIT_CODE = 3

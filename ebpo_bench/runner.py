@@ -1,25 +1,29 @@
 """Run an experiment: for each expanded run, train (or skip / resume), evaluate, record provenance.
 
 Idempotent: a completed run with the same spec hash is skipped; an interrupted one resumes from
-its last checkpoint; a run directory whose spec changed is refused unless ``--force`` (which
-deletes it and starts over). A run whose loss diverges is marked failed in run.json with the
-message, its last good checkpoint kept, and the experiment continues with the next run.
+its last checkpoint; a run directory whose training spec changed is refused, naming the changed
+fields, unless ``--force`` (which deletes it and starts over). The hash covers training only:
+``eval.*`` and ``log.*`` changes keep a finished run, and ``--eval-only`` re-evaluates it. SIGINT /
+SIGTERM stop training at a step boundary (``interrupt.py``) and mark the run interrupted. A run
+whose loss diverges is marked failed in run.json with the message, its last good checkpoint kept,
+and the experiment continues with the next run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import signal
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from ebpo_bench.config.load import Experiment, resolved_yaml, spec_hash
+from ebpo_bench.config.diff import eval_field, read_resolved, spec_diff
+from ebpo_bench.config.load import Experiment, eval_hash, resolved_yaml, spec_hash
 from ebpo_bench.config.spec import RunConfig
-from ebpo_bench.errors import StopRequested
+from ebpo_bench.interrupt import Interrupted, StopRequest
 from ebpo_bench.results import (
     RunPaths,
     append_jsonl,
@@ -27,6 +31,7 @@ from ebpo_bench.results import (
     atomic_write_text,
     now,
     provenance,
+    read_jsonl,
     read_record,
     rewrite_jsonl,
     run_paths,
@@ -49,22 +54,26 @@ def run_experiment(
     force: bool = False,
     quiet: bool = False,
     results_root: Path | None = None,
-    stop: Any = None,
+    eval_only: bool = False,
+    stop: StopRequest | None = None,
     report: bool = True,
 ) -> dict[str, str]:
     """Run the selected runs in order; return run id -> final status; print the comparison table.
 
-    ``stop`` (a ``StopFlag``): once it is set, the current run saves a checkpoint after its step and
-    ``StopRequested`` propagates (the same command resumes it). ``report=False`` (one run of a
-    launched sweep): no comparison table and no report, which ``ebpo-bench report`` builds later."""
+    ``eval_only`` re-evaluates completed runs (only ``eval.*`` may differ) and trains nothing;
+    ``stop`` (``interrupt.StopRequest``) ends training at the next step boundary when set.
+    ``report=False`` (one run of a launched sweep): no comparison table and no report, which
+    ``ebpo-bench report`` builds later.
+    """
     from ebpo_bench.errors import UserError
 
     root = Path(results_root or exp.spec.output.root)
     status: dict[str, str] = {}
     t0 = time.time()
+    stop = stop or StopRequest()
     for run in runs:
         try:
-            status[run.run_id] = run_one(run, root, force=force, quiet=quiet, stop=stop)
+            status[run.run_id] = run_one(run, root, force=force, quiet=quiet, eval_only=eval_only, stop=stop)
         except RunRefused as e:
             raise UserError(str(e)) from None
     if _is_main() and report:
@@ -116,26 +125,83 @@ def _is_main() -> bool:
     return process_state().is_main_process
 
 
-def run_one(run: RunConfig, root: Path, *, force: bool, quiet: bool, stop: Any = None) -> str:
+def run_one(
+    run: RunConfig, root: Path, *, force: bool, quiet: bool, eval_only: bool, stop: StopRequest
+) -> str:
+    """Train, skip, resume, re-evaluate (``eval_only``) or refuse one run; return its status."""
     paths = run_paths(root, run.name, run.run_id)
     h = spec_hash(run)
     rec = read_record(paths)
-    if rec is not None and rec.get("spec_hash") != h:
+    old = read_resolved(paths) if rec is not None else {}
+    changed = spec_diff(old, run) if old else []
+    trained = [c for c in changed if not eval_field(c)] or not old  # no resolved spec: trust the hash
+    if rec is not None and rec.get("spec_hash") != h and trained:
         if not force:
+            shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
+            shown = shown or f"hash {rec.get('spec_hash')}, now {h}"
             raise RunRefused(
-                f"{paths.dir} holds a run of a different spec (hash {rec.get('spec_hash')}, now {h}); "
+                f"{paths.dir} holds a run of a different spec (changed: {shown}); "
                 "rename the experiment, or pass --force to delete it and start over"
             )
         if _is_main():
             shutil.rmtree(paths.dir)
-        rec = None
-    if rec is not None and rec.get("status") == "completed":
-        log(f"{run.run_id}: completed earlier, skipped")
+        rec, changed = None, []
+    done = rec is not None and rec.get("status") == "completed"
+    if eval_only and not done:
+        state = rec.get("status") if rec else "not started"
+        log(f"{run.run_id}: not finished ({state}); run without --eval-only to train it")
+        return state
+    if done and eval_only:
+        return reevaluate(run, paths, h, [c for c in changed if eval_field(c)], quiet=quiet)
+    if done:
+        ev = [c for c in changed if eval_field(c) and c.startswith("eval.")]
+        note = (
+            f"; its evaluation settings differ ({'; '.join(ev)}): --eval-only re-evaluates it" if ev else ""
+        )
+        log(f"{run.run_id}: completed earlier, skipped{note}")
         return "completed"
     return execute(run, paths, h, quiet=quiet, stop=stop)
 
 
-def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool, stop: Any = None) -> str:
+def reevaluate(run: RunConfig, paths: RunPaths, h: str, changed: list[str], *, quiet: bool) -> str:
+    """``run --eval-only``: evaluate a finished run's final weights with the spec's current eval settings."""
+    if _is_main():
+        what = "; ".join(changed) if changed else "settings unchanged"
+        log(f"{run.run_id}: re-evaluating step {run.train.steps} ({what})")
+        atomic_write_text(paths.spec, resolved_yaml(run))
+        summary = final_evaluation(run, paths, quiet=quiet)
+        update_record(paths, spec_hash=h, eval_hash=eval_hash(run), eval=summary, reevaluated=now())
+    process_state().wait_for_everyone()
+    return "re-evaluated"
+
+
+def interrupted(run: RunConfig, paths: RunPaths, signum: int, main: bool) -> Interrupted:
+    """Record an interrupted run in run.json; return the exception whose text is the CLI's one line."""
+    from ebpo_bench.train.checkpoint import latest_checkpoint
+
+    rows, _ = read_jsonl(paths.metrics)
+    at = max((int(r["step"]) + 1 for r in rows), default=0)
+    ck = latest_checkpoint(paths.checkpoints)
+    last = int(ck.name.rsplit("_", 1)[-1]) if ck is not None else 0
+    name, stop = signal.Signals(signum).name, Interrupted(signum)
+    if main:  # a requeue signal (SLURM's pre-timeout USR1, preemption's TERM in a job): the launcher resumes
+        prev = read_record(paths) or {}
+        update_record(
+            paths,
+            status="requeued" if stop.requeue else "interrupted",
+            error=f"{name}",
+            interrupted_at=at,
+            last_checkpoint=last,
+            stops=prev.get("stops", 0) + 1,
+            finished=now(),
+        )
+    then = "the job is requeued and resumes there" if stop.requeue else "rerun the same command to resume"
+    return Interrupted(
+        signum, f"{run.run_id}: interrupted ({name}) at step {at}; last checkpoint at step {last}; {then}"
+    )
+
+
+def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool, stop: StopRequest) -> str:
     """Train, evaluate and record one run; under ``accelerate launch`` only rank 0 writes files."""
     import torch
 
@@ -152,6 +218,7 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool, stop: Any =
             paths,
             status="running",
             spec_hash=h,
+            eval_hash=eval_hash(run),
             run_id=run.run_id,
             arm=run.arm,
             seed=run.seed,
@@ -176,29 +243,24 @@ def execute(run: RunConfig, paths: RunPaths, h: str, *, quiet: bool, stop: Any =
             on_eval=lambda step, m, tok: evaluate_run(run, paths, m, tok, step, quiet=True),
             stop=stop,
         )
-    except StopRequested as e:
-        if main:  # inside a SLURM job the launcher requeues it; elsewhere the same command resumes it
-            requeued = bool(os.environ.get("SLURM_JOB_ID"))
-            prev = read_record(paths) or {}
-            update_record(
-                paths,
-                status="requeued" if requeued else "interrupted",
-                error=str(e),
-                stops=prev.get("stops", 0) + 1,
-            )
-        log(f"{run.run_id}: {e}")
-        raise
     except TrainingDiverged as e:
         if main:
             update_record(paths, status="failed", error=str(e), finished=now())
         log(f"{run.run_id}: FAILED: {e}")
         return "failed"
+    except Interrupted as e:
+        raise interrupted(run, paths, e.signum, main) from None
     except BaseException as e:
         if main:
             update_record(paths, status="interrupted", error=f"{type(e).__name__}: {e}")
         raise
     if main:
-        summary = final_evaluation(run, paths, quiet=quiet)
+        try:
+            if stop.requested:  # asked during the last step: stop before the final evaluation
+                raise Interrupted(stop.signum)
+            summary = final_evaluation(run, paths, quiet=quiet)
+        except Interrupted as e:
+            raise interrupted(run, paths, e.signum, main) from None
         update_record(
             paths,
             status="completed",

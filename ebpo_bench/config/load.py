@@ -1,9 +1,10 @@
 """Load spec files, expand arms x grid x seeds into runs, and explain every error in one message.
 
-``load_experiment(path)`` reads YAML, validates the base spec and every expanded run (so an arm
-or grid typo fails at load time, before anything imports torch) and returns an ``Experiment``.
-Errors are raised as ``SpecError`` whose text names the file, the field path, what is wrong and
-what to set instead (with the closest valid name for typos).
+``load_experiment(path)`` reads YAML, validates the base spec, every expanded run and every profile
+(so an arm, grid or profile typo fails at load time, before anything imports torch) and returns an
+``Experiment``. Errors are raised as one ``SpecError`` listing every problem found, one line each
+(capped at ``MAX_ERRORS``), naming the file (and profile), the field path, what is wrong and what to
+set instead (with the closest valid name for typos).
 
 Merge rule: arm overrides are deep-merged onto the base mapping; a sub-mapping whose ``type``
 differs from the base's (e.g. an arm switching ``advantage`` from ebpo to grpo) replaces the base
@@ -17,7 +18,6 @@ import hashlib
 import itertools
 import json
 import re
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ebpo_bench.config.merge import deep_merge
-from ebpo_bench.config.profiles import apply_profile
+from ebpo_bench.config.merge import deep_merge, fields_of, model_of, set_path
+from ebpo_bench.config.overrides import apply_sets
+from ebpo_bench.config.profiles import apply_profile, profile_names
 from ebpo_bench.config.spec import ExperimentSpec, RunConfig
 from ebpo_bench.errors import SpecError
 from ebpo_bench.registry import suggest
@@ -35,6 +36,10 @@ __all__ = ["Experiment", "SpecError", "build_experiment", "deep_merge", "load_ex
 
 #: short names of grid axes in run ids (``rollout.group_size: 4`` -> ``G4``)
 AXIS_ABBREV = {"rollout.group_size": "G", "train.prompts_per_step": "P", "train.lr": "lr"}
+
+
+#: at most this many error lines are reported per command (then "... and N more errors")
+MAX_ERRORS = 20
 
 
 @dataclass(frozen=True)
@@ -71,43 +76,114 @@ def read_yaml(path: Path) -> dict:
 
 
 def load_experiment(
-    path: str | Path, overrides: dict | None = None, profile: str | None = None
+    path: str | Path,
+    overrides: dict | None = None,
+    profile: str | None = None,
+    sets: list[tuple[str, Any]] | None = None,
 ) -> Experiment:
-    """Read, validate and expand a spec file; raise ``SpecError`` on any problem."""
+    """Read, validate and expand a spec file (and every profile it declares); raise ``SpecError``
+    listing every problem found (one line each, at most ``MAX_ERRORS``).
+
+    ``sets`` are ``--set`` overrides (``overrides.parse_sets``), applied after the profile.
+    """
     path = Path(path)
-    raw = apply_profile(read_yaml(path), profile, str(path))
+    data = read_yaml(path)
+    raw = apply_profile(data, profile, str(path))
     if overrides:
         raw = deep_merge(raw, overrides)
-    return build_experiment(raw, source=str(path), path=path)
+    if sets:
+        raw = apply_sets(raw, sets)
+    exp, entries = _entries(raw, f"{path} [profile {profile}]" if profile else str(path), path)
+    seen, errors = {k for k, _ in entries}, [line for _, line in entries]
+    for other in profile_names(data):  # a typo in a profile fails now, naming the profile
+        if other != profile:
+            try:
+                _, more = _entries(apply_profile(data, other, str(path)), f"{path} [profile {other}]")
+            except SpecError as e:
+                more = [(str(e), str(e))]
+            errors += [line for k, line in more if k not in seen]  # not the base's errors again
+    raise_errors(errors)
+    assert exp is not None
+    return exp
 
 
 def build_experiment(raw: dict, source: str = "<spec>", path: Path | None = None) -> Experiment:
+    exp, lines = experiment_errors(raw, source, path)
+    raise_errors(lines)
+    assert exp is not None
+    return exp
+
+
+def raise_errors(lines: list[str]) -> None:
+    """Raise one ``SpecError`` holding every (distinct) error line, capped at ``MAX_ERRORS``."""
+    lines = list(dict.fromkeys(lines))
+    if not lines:
+        return
+    if len(lines) > MAX_ERRORS:
+        lines = lines[:MAX_ERRORS] + [f"... and {len(lines) - MAX_ERRORS} more errors"]
+    raise SpecError("\n".join(lines))
+
+
+def experiment_errors(
+    raw: dict, source: str, path: Path | None = None
+) -> tuple[Experiment | None, list[str]]:
+    """Validate the base spec and every expanded run; return the experiment (None on errors) and
+    every error line. Errors of the base are not repeated for each run."""
+    exp, entries = _entries(raw, source, path)
+    return exp, [line for _, line in entries]
+
+
+def _entries(raw: dict, source: str, path: Path | None = None) -> tuple[Experiment | None, list[tuple]]:
+    """``experiment_errors`` with a key per line ((field path, error type), arm prefix left out) that
+    tells repeats of one problem (per arm, run or profile) from new ones."""
+    entries: list[tuple] = []
+    spec = None
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as e:
-        raise SpecError(format_validation_error(e, source, ExperimentSpec)) from None
-    _check_grid_paths(spec, source)
-    runs = [_validate_run(run_raw, source, prefix) for run_raw, prefix in _expand_raw(raw, spec)]
+        entries += _keyed(e, source, ExperimentSpec, "")
+    arms, grid, seeds = _layout(raw, spec)
+    grid_lines = _grid_path_errors(grid, source)
+    if grid_lines:
+        return None, entries + [(line, line) for line in grid_lines]
+    runs = []
+    for run_raw, prefix in _expand_raw(raw, arms, grid, seeds, bool(raw.get("arms"))):
+        try:
+            runs.append(RunConfig.model_validate(run_raw))
+        except ValidationError as e:
+            seen = {k for k, _ in entries}
+            entries += [(k, line) for k, line in _keyed(e, source, RunConfig, prefix) if k not in seen]
     ids = [r.run_id for r in runs]
-    dup = {i for i in ids if ids.count(i) > 1}
-    if dup:
-        raise SpecError(
-            f"{source}: duplicate run ids {sorted(dup)}; give arms distinct names or dedupe grid values"
-        )
-    return Experiment(path=path, spec=spec, runs=runs)
+    if dup := {i for i in ids if ids.count(i) > 1}:
+        line = f"{source}: duplicate run ids {sorted(dup)}; give arms distinct names or dedupe grid values"
+        entries.append((line, line))
+    if entries or spec is None:
+        return None, entries
+    return Experiment(path=path, spec=spec, runs=runs), []
 
 
-def _validate_run(run_raw: dict, source: str, prefix: str) -> RunConfig:
-    try:
-        return RunConfig.model_validate(run_raw)
-    except ValidationError as e:
-        raise SpecError(format_validation_error(e, source, RunConfig, prefix=prefix)) from None
+def _keyed(err: ValidationError, source: str, root: Any, prefix: str) -> list[tuple]:
+    keys = [(tuple(map(str, e["loc"])), e["type"]) for e in err.errors()]
+    return list(zip(keys, validation_lines(err, source, root, prefix)))
 
 
-def _expand_raw(raw: dict, spec: ExperimentSpec):
+def _layout(raw: dict, spec: ExperimentSpec | None) -> tuple[dict, dict, list]:
+    """Arms, grid and seeds: from the validated spec, else what the raw mapping has of them."""
+    if spec is not None:
+        return spec.arms or {spec.advantage.type: {}}, dict(spec.grid), list(spec.seeds)
+    arms = raw.get("arms") if isinstance(raw.get("arms"), dict) else {}
+    adv = raw.get("advantage") if isinstance(raw.get("advantage"), dict) else {}
+    arms = arms or {str(adv.get("type", "ebpo")): {}}
+    arms = {a: o if isinstance(o, dict) else {} for a, o in arms.items()}
+    grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
+    grid = {k: v for k, v in grid.items() if isinstance(v, list)}
+    seeds = raw.get("seeds") if isinstance(raw.get("seeds"), list) and raw.get("seeds") else [0]
+    return arms, grid, seeds[:1]
+
+
+def _expand_raw(raw: dict, arms: dict, grid: dict, seeds: list, named_arms: bool):
     base = {k: v for k, v in raw.items() if k not in ("arms", "grid", "seeds")}
-    arms = spec.arms or {spec.advantage.type: {}}
-    axes = list(spec.grid.items())
+    axes = list(grid.items())
     for arm, override in arms.items():
         merged = deep_merge(base, override or {})
         for combo in itertools.product(*[vals for _, vals in axes]) if axes else [()]:
@@ -116,10 +192,10 @@ def _expand_raw(raw: dict, spec: ExperimentSpec):
             for (axis, _), value in zip(axes, combo):
                 set_path(point, axis, value)
                 values[axis] = value
-            for seed in spec.seeds:
+            for seed in seeds:
                 rid = run_id(arm, values, seed)
                 run = dict(point, seed=seed, arm=arm, run_id=rid, axes=values)
-                yield run, f"arms.{arm}" if spec.arms else ""
+                yield run, f"arms.{arm}" if named_arms else ""
 
 
 def run_id(arm: str, axes: dict, seed: int) -> str:
@@ -131,34 +207,44 @@ def run_id(arm: str, axes: dict, seed: int) -> str:
     return "/".join(parts + [f"seed{seed}"])
 
 
-def _check_grid_paths(spec: ExperimentSpec, source: str) -> None:
-    for axis, values in spec.grid.items():
+def _grid_path_errors(grid: dict, source: str) -> list[str]:
+    lines = []
+    for axis, values in grid.items():
         if axis in ("seeds", "seed"):
-            raise SpecError(
+            lines.append(
                 f"{source}: grid.{axis}: seeds are not a grid axis; list them in the top-level 'seeds'"
             )
+            continue
         model: Any = RunConfig
         for part in axis.split("."):
-            fields = _fields_of(model)
+            fields = fields_of(model)
             if fields is None or part not in fields:
                 hint = suggest(part, fields or {})
-                raise SpecError(f"{source}: grid: '{axis}' is not a spec field ('{part}' unknown).{hint}")
-            model = _model_of(fields[part].annotation, None)
+                lines.append(f"{source}: grid: '{axis}' is not a spec field ('{part}' unknown).{hint}")
+                break
+            model = model_of(fields[part].annotation, None)
         if not values:
-            raise SpecError(f"{source}: grid.{axis}: give at least one value")
+            lines.append(f"{source}: grid.{axis}: give at least one value")
+    return lines
 
 
 # ---------------------------------------------------------------- merging
-def set_path(d: dict, dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    for k in keys[:-1]:
-        d = d.setdefault(k, {})
-    d[keys[-1]] = value
+#: sections that do not change what is trained (evaluation settings, logging): outside the spec hash
+NOT_HASHED = ("eval", "log")
 
 
 def spec_hash(run: RunConfig) -> str:
-    """sha256 of the resolved run config (canonical JSON), first 16 hex digits."""
-    blob = json.dumps(run.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of the resolved run config without ``NOT_HASHED`` (canonical JSON), first 16 hex digits."""
+    return _hash({k: v for k, v in run.model_dump(mode="json").items() if k not in NOT_HASHED})
+
+
+def eval_hash(run: RunConfig) -> str:
+    """sha256 of the resolved ``eval`` section, first 16 hex digits."""
+    return _hash(run.eval.model_dump(mode="json"))
+
+
+def _hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -167,33 +253,18 @@ def resolved_yaml(model: BaseModel) -> str:
 
 
 # ---------------------------------------------------------------- error messages
-def _fields_of(model: Any) -> dict | None:
-    return getattr(model, "model_fields", None) if isinstance(model, type) else None
-
-
-def _model_of(annotation: Any, tag: Any) -> Any:
-    """The pydantic model inside an annotation (unwrapping Optional/Annotated/Union, by tag)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    models = [m for a in typing.get_args(annotation) if (m := _model_of(a, tag)) is not None]
-    for m in models:
-        if tag is not None and "type" in m.model_fields and m.model_fields["type"].default == tag:
-            return m
-    return models[0] if models else None
-
-
 def _walk(root: Any, loc: tuple) -> tuple[Any, list[str]]:
     """Follow a pydantic error location; return the model at the end and the user-facing path."""
     model, path = root, []
     i = 0
     while i < len(loc):
         part = loc[i]
-        fields = _fields_of(model)
+        fields = fields_of(model)
         if fields is not None and part in fields:
             path.append(str(part))
             ann = fields[part].annotation
             nxt = loc[i + 1] if i + 1 < len(loc) else None
-            sub = _model_of(ann, nxt)
+            sub = model_of(ann, nxt)
             if (
                 sub is not None
                 and nxt is not None
@@ -211,6 +282,11 @@ def _walk(root: Any, loc: tuple) -> tuple[Any, list[str]]:
 
 def format_validation_error(err: ValidationError, source: str, root: Any, prefix: str = "") -> str:
     """One message for a pydantic error: ``file: field.path: problem; remedy`` per problem."""
+    return "\n".join(dict.fromkeys(validation_lines(err, source, root, prefix)))
+
+
+def validation_lines(err: ValidationError, source: str, root: Any, prefix: str = "") -> list[str]:
+    """One ``file: field.path: problem; remedy`` line per pydantic error, in order."""
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
@@ -218,13 +294,13 @@ def format_validation_error(err: ValidationError, source: str, root: Any, prefix
         last = str(loc[-1]) if loc else ""
         full = ".".join(p for p in [prefix, *path, last] if p)
         lines.append(f"{source}: {_describe(e, parent, last, full)}")
-    return "\n".join(dict.fromkeys(lines))
+    return lines
 
 
 def _describe(e: dict, parent: Any, last: str, full: str) -> str:
     kind, ctx = e["type"], e.get("ctx", {})
     if kind == "extra_forbidden":
-        fields = _fields_of(parent) or {}
+        fields = fields_of(parent) or {}
         valid = ", ".join(f for f in fields if f != "type")
         return f"{full}: unknown field.{suggest(last, fields)} Valid fields here: {valid}"
     if kind == "union_tag_invalid":

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 from ebpo_bench.config.estimators import AdvantageConfig, EBPOAdvantage
 from ebpo_bench.config.losses import LossConfig, TISConfig  # noqa: F401  (TISConfig: part of the spec API)
 from ebpo_bench.config.rollout import RolloutConfig, engine_config
+from ebpo_bench.config.tracking import LogConfig
 
 
 class _Cfg(BaseModel):
@@ -254,6 +255,15 @@ class EvalConfig(_Cfg):
         None, description="Local benchmark copies (else $EBPO_BENCH_DATA, else ../shared/data)."
     )
 
+    @model_validator(mode="after")
+    def _greedy_single(self) -> EvalConfig:
+        if self.temperature == 0 and self.n_samples > 1:
+            raise ValueError(
+                f"n_samples={self.n_samples} with temperature 0 (greedy) gives identical samples; "
+                "set eval.temperature > 0 or eval.n_samples: 1"
+            )
+        return self
+
     @field_validator("benchmarks")
     @classmethod
     def _known_benchmarks(cls, names: list[str]) -> list[str]:
@@ -297,6 +307,7 @@ class _Body(_Cfg):
     advantage: AdvantageConfig = Field(default_factory=EBPOAdvantage)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
 
     @model_validator(mode="after")
     def _cross_field(self) -> _Body:

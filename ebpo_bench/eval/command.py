@@ -8,19 +8,21 @@ print a table.
 
 The model is ``tiny`` (the embedded random tiny model), a run directory (``spec.resolved.yaml`` + the latest
 checkpoint) or a local transformers directory. Settings: explicit arguments override a named preset
-(``benchmarks.PRESETS``), which overrides ``DEFAULTS`` (one greedy sample of up to 1024 tokens).
+(``benchmarks.PRESETS``), which overrides ``DEFAULTS`` (one greedy sample of up to 1024 tokens). More than
+one sample at temperature 0 is refused (the samples would be identical), and ``max_new_tokens`` is capped
+by the model's context with a one-line note. Each evaluation writes its own folder (``folders.py``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from ebpo_bench.eval import benchmarks as B
+from ebpo_bench.eval.folders import eval_folder, run_step
 
 DEFAULTS: dict[str, Any] = dict(
     n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, template="boxed", grader="math_verify"
@@ -69,7 +71,35 @@ def resolve_settings(
     if n is not None:
         overrides = {}
     base["n"] = {b: int(overrides.get(b, base["n"])) for b in benches}
+    if base["temperature"] == 0 and max(base["n"].values(), default=1) > 1:
+        k = max(base["n"].values())
+        raise ValueError(
+            f"--n {k} with temperature 0 (greedy) gives {k} identical samples per problem; "
+            "pass --temperature (e.g. 0.6), a sampling --preset (qwen_eval, paper), or --n 1"
+        )
     return base
+
+
+def cap_new_tokens(max_new_tokens: int, model: Any, tok: Any, examples: dict[str, list], chat: bool) -> int:
+    """``max_new_tokens`` capped so the longest prompt plus the response fits the model's context
+    (printed as a one-line note when it applies)."""
+    import sys
+
+    from ebpo_bench.rollout import encode_prompt
+
+    cfg = getattr(model, "config", None)
+    ctx = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    if not ctx:
+        return max_new_tokens
+    longest = max((len(encode_prompt(tok, e.prompt, chat)) for v in examples.values() for e in v), default=0)
+    room = max(1, int(ctx) - longest)
+    if max_new_tokens > room:
+        print(
+            f"note: max_new_tokens {max_new_tokens} capped to {room}: the model's context is {ctx} tokens "
+            f"and the longest prompt takes {longest}",
+            file=sys.stderr,
+        )
+    return min(max_new_tokens, room)
 
 
 def load_model(model: str) -> tuple[Any, Any, bool, str]:
@@ -201,6 +231,7 @@ def run_eval(
     keep_text: bool = True,
     backend: str = "hf",
     grader: str | None = None,
+    force: bool = False,
 ) -> dict:
     """Evaluate ``model`` on benchmarks; write ``eval.jsonl`` and ``eval_summary.json``; print a table.
 
@@ -212,7 +243,8 @@ def run_eval(
         limit: Only the first ``limit`` problems of each benchmark.
         data_dir: Data directory (see ``benchmarks.data_dir_candidates``).
         harness: ``native`` or ``lm-eval``.
-        out: Output folder (default ``results/eval/<model name>/``; files in it are replaced).
+        out: Output folder (default ``eval_folder``: one folder per run, step, benchmarks and settings).
+            A folder that already holds an evaluation is refused unless ``force``.
         seed: Sampling seed.
         quiet: No progress bar (the table is printed anyway).
         template: Prompt template, ``boxed``, ``dapo`` or ``dapo_eval`` (the grader's answer format follows
@@ -245,6 +277,14 @@ def run_eval(
     examples = B.load_benchmarks(names, data_dir, limit, template)  # fails fast, before the model loads
     t0 = time.perf_counter()
     policy, tok, chat, model_name = load_model(model)
+    settings["max_new_tokens"] = cap_new_tokens(settings["max_new_tokens"], policy, tok, examples, chat)
+    step = run_step(model)
+    meta = dict(harness=harness, backend=backend, seed=seed, limit=limit, step=step)
+    out = Path(out) if out is not None else eval_folder(model, model_name, names, settings, **meta)
+    if (out / "eval_summary.json").exists() and not force:
+        raise FileExistsError(
+            f"{out} already holds an evaluation with these settings; pass --force to replace it or --out DIR"
+        )
     _to_device(policy)
     kw = dict(
         temperature=settings["temperature"],
@@ -275,8 +315,9 @@ def run_eval(
         )
     summary = write_outputs(
         rows,
-        out or Path("results") / "eval" / _safe(model_name),
+        out,
         model=model,
+        step=step,
         harness=harness,
         backend=backend if harness == "native" else None,
         settings=settings,
@@ -307,10 +348,6 @@ def _to_device(model: Any) -> None:
 
     if torch.cuda.is_available() and hasattr(model, "cuda"):
         model.cuda()
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]", "_", name)
 
 
 def write_outputs(rows: list[dict], out: Path, *, lm_metrics: dict | None = None, **meta: Any) -> dict:

@@ -73,7 +73,7 @@ def log_path(cmd: RunCommand, experiment: str, name: str) -> Path:
 
 def _ignore_usr1() -> None:  # pragma: no cover - runs in the child between fork and exec
     # inherited by `accelerate launch` (whose default action on USR1 would be to die); the ranks
-    # install their own handler (StopFlag), so only they react to it
+    # install their own handler (interrupt.catch_signals), so only they react to it
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
 
 

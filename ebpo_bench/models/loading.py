@@ -101,7 +101,7 @@ def ensure_warm_start(
     if (out / "warm_start.json").exists():
         return out
     log(f"warm start: training the tiny model ({cfg.warm_start.steps} supervised steps) -> {out}")
-    model, tok, info = train_warm_start(cfg, task_cfg)
+    model, tok, info = train_warm_start(cfg, task_cfg, log=log)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-"))
     model.save_pretrained(tmp)
@@ -114,10 +114,16 @@ def ensure_warm_start(
     return out
 
 
-def train_warm_start(cfg: ModelConfig, task_cfg: SyntheticTaskConfig) -> tuple[Any, Any, dict]:
-    """Supervised training on prompt -> ``\\boxed{answer}<eos>``; loss on the answer tokens only."""
+def train_warm_start(
+    cfg: ModelConfig, task_cfg: SyntheticTaskConfig, log: Callable[[str], None] = lambda m: None
+) -> tuple[Any, Any, dict]:
+    """Supervised training on prompt -> ``\\boxed{answer}<eos>``; loss on the answer tokens only.
+
+    ``log`` gets a progress line (step, loss, seconds per step, ETA) ten times over the run.
+    """
     from ebpo_bench.data.tasks.synthetic import SyntheticTask
     from ebpo_bench.models import tiny as tinymodel
+    from ebpo_bench.progress import Rate, plain_line
 
     ws, t = cfg.warm_start, cfg.tiny
     tok = tinymodel.build_tokenizer()
@@ -128,10 +134,10 @@ def train_warm_start(cfg: ModelConfig, task_cfg: SyntheticTaskConfig) -> tuple[A
     opt = torch.optim.AdamW(model.parameters(), lr=ws.lr)
     rng = random.Random(ws.seed)
     model.train()
-    t0, losses = time.time(), []
+    t0, losses, rate = time.time(), [], Rate(0, ws.steps)
     with torch.random.fork_rng():
         torch.manual_seed(ws.seed)
-        for _ in range(ws.steps):
+        for step in range(ws.steps):
             examples = task.train_examples(
                 ws.batch_size, levels=list(ws.levels), rng_seed=rng.randrange(2**31)
             )
@@ -147,6 +153,9 @@ def train_warm_start(cfg: ModelConfig, task_cfg: SyntheticTaskConfig) -> tuple[A
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             losses.append(loss.item())
+            if (step + 1) % max(1, ws.steps // 10) == 0 or step + 1 == ws.steps:
+                fields = {"loss": sum(losses[-20:]) / len(losses[-20:])}
+                log(plain_line("warm start", step + 1, ws.steps, fields, *rate(step + 1)))
     info = {
         "config": ws.model_dump(),
         "tiny": t.model_dump(),

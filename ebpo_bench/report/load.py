@@ -67,6 +67,7 @@ class ExperimentData:
     records: list[dict] = field(default_factory=list)
     axes: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
 
 
 def find_run_dirs(exp_dir: Path) -> list[Path]:
@@ -133,6 +134,7 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
         records=records,
         axes=axes,
         missing=missing_runs(exp_dir, set(runs["run_id"]) if len(runs) else set()),
+        evals=extra_evaluations(exp_dir),
     )
 
 
@@ -143,6 +145,37 @@ def missing_runs(exp_dir: Path, present: set[str]) -> list[str]:
     except (FileNotFoundError, json.JSONDecodeError, AttributeError):
         return []
     return [r for r in expected if r not in present]
+
+
+def extra_evaluations(exp_dir: Path) -> list[dict]:
+    """Evaluations written by ``ebpo-bench eval RUN_DIR`` (``<run>/evals/<tag>/eval_summary.json``):
+    one row per (run, evaluation folder, benchmark) with its settings and metrics."""
+    out = []
+    for summ in sorted(exp_dir.rglob("evals/*/eval_summary.json")):
+        run_dir = summ.parent.parent.parent
+        try:
+            s = json.loads(summ.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        st = s.get("settings") or {}
+        for bench, m in (s.get("benchmarks") or {}).items():
+            n = m.get("n")
+            out.append(
+                {
+                    "run_id": run_dir.relative_to(exp_dir).as_posix(),
+                    "folder": summ.parent.name,
+                    "step": s.get("step"),
+                    "benchmark": bench,
+                    "n": n,
+                    "temperature": st.get("temperature"),
+                    "max_new_tokens": st.get("max_new_tokens"),
+                    "problems": m.get("problems"),
+                    "avg": m.get(f"avg@{n}"),
+                    "stderr": m.get("stderr"),
+                    "pass": m.get(f"pass@{n}"),
+                }
+            )
+    return out
 
 
 def _concat(frames: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:

@@ -298,6 +298,7 @@ def write_report(
             f"[SVG]({paths[1].relative_to(out_dir).as_posix()})",
             "",
         ]
+    body += extra_evaluations(data)
     body += [
         "## Run status",
         "",
@@ -315,6 +316,26 @@ def write_report(
     path = out_dir / "report.md"
     path.write_text("\n".join(head + body))
     return path
+
+
+def extra_evaluations(data: ExperimentData) -> list[str]:
+    """A section for evaluations made with ``ebpo-bench eval RUN_DIR`` (none: no section)."""
+    if not data.evals:
+        return []
+    lines = [
+        "## Further evaluations (`ebpo-bench eval RUN_DIR`)",
+        "",
+        "| run | step | benchmark | n | T | max tokens | problems | avg@n (%) | ± se | pass@n (%) | folder |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    pct = lambda v: "" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    for e in data.evals:
+        lines.append(
+            f"| {e['run_id']} | {e['step']} | {e['benchmark']} | {e['n']} | {e['temperature']} | "
+            f"{e['max_new_tokens']} | {e['problems']} | {pct(e['avg'])} | {pct(e['stderr'])} | "
+            f"{pct(e['pass'])} | {e['run_id']}/evals/{e['folder']} |"
+        )
+    return lines + [""]
 
 
 def write_index(entries: list[dict], out: Path) -> Path:

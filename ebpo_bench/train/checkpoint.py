@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ebpo_bench.errors import StopRequested
 from ebpo_bench.results import atomic_write_text, rewrite_jsonl
 
 
@@ -60,21 +59,6 @@ def save_checkpoint(t: Any, next_step: int) -> Path:
                 shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
     return final
-
-
-def stop_point(t: Any, stop: Any, next_step: int, saved: bool) -> None:
-    """The trainer's safe point after each step: when ``stop()`` is true on any rank (all ranks agree,
-    so none is left in a collective), save a checkpoint at ``next_step`` unless one was just saved,
-    then raise ``StopRequested``."""
-    acc = t.acc
-    flag = bool(stop())
-    if acc.num_processes > 1:
-        flag = bool(acc.gather(torch.tensor([float(flag)], device=acc.device)).max() > 0)
-    if not flag:
-        return
-    if not saved:
-        save_checkpoint(t, next_step)
-    raise StopRequested(f"{t.run.run_id}: stopped on request after step {next_step}; checkpoint saved")
 
 
 def full_states(t: Any) -> tuple[dict, dict]:

@@ -37,6 +37,7 @@ from ebpo_bench.config.spec import RunConfig
 from ebpo_bench.data.orderings import prepass_file, read_pass_rates
 from ebpo_bench.data.rewards import MathVerifier
 from ebpo_bench.data.stream import PromptSource
+from ebpo_bench.interrupt import Interrupted, StopRequest
 from ebpo_bench.models.loading import load_policy
 from ebpo_bench.progress import progress_bar
 from ebpo_bench.results import RunPaths, append_jsonl
@@ -49,8 +50,8 @@ from ebpo_bench.rollout import (
     make_backend,
     take,
 )
-from ebpo_bench.train import losses
-from ebpo_bench.train.checkpoint import restore_checkpoint, save_checkpoint, stop_point
+from ebpo_bench.train import losses, tracking
+from ebpo_bench.train.checkpoint import restore_checkpoint, save_checkpoint
 from ebpo_bench.train.logprobs import response_logprobs, sequence_logprobs  # noqa: F401  (sequence_logprobs: public here)
 
 
@@ -149,16 +150,25 @@ def train(
     quiet: bool = False,
     log: Callable[[str], None] = print,
     on_eval: Callable[[int, Any, Any], None] | None = None,
-    stop: Callable[[], bool] | None = None,
+    stop: StopRequest | None = None,
 ) -> dict:
-    """Train (or resume) one run to ``run.train.steps``; return the last metrics row. When ``stop()``
-    turns true, save a checkpoint after the current step and raise ``StopRequested``."""
+    """Train (or resume) one run to ``run.train.steps``; return the last metrics row.
+
+    ``stop`` (``interrupt.StopRequest``) is checked after every step: when set, a checkpoint is
+    written and ``Interrupted`` raised, naming the step and the checkpoint to resume from.
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=run.model.mixed_precision)
+    stop = stop or StopRequest()
+    acc = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=run.model.mixed_precision,
+        **tracking.accelerator_kwargs(run, paths),
+    )
     set_seed(run.seed + acc.process_index)
     t = setup(run, paths, acc, log)
+    tracking.start(acc, run)
     if acc.is_main_process and acc.distributed_type != "NO":
         log(f"{run.run_id}: {acc.distributed_type} over {acc.num_processes} process(es) on {acc.device}")
     if on_eval and run.eval.every and acc.distributed_type == "FSDP":
@@ -174,28 +184,32 @@ def train(
         if start and acc.is_main_process:
             log(f"{run.run_id}: resuming from step {start}")
         row: dict = {}
-        with progress_bar(
-            run.run_id, run.train.steps, start, disable=quiet or not acc.is_main_process
-        ) as bar:
+        bar_off = quiet or not acc.is_main_process
+        with (
+            progress_bar(run.run_id, run.train.steps, start, disable=bar_off, every=run.log.every) as bar,
+            stop.deferred(),
+        ):
             for step in range(start, run.train.steps):
                 row = train_step(t, step)
                 if acc.is_main_process:
                     append_jsonl(paths.metrics, [row])
-                bar(step + 1, reward=row["train/reward_mean"], acc=row["train/accuracy"])
+                    acc.log(row, step=step)
+                bar(step + 1, **tracking.progress_fields(row))
                 last = step + 1 == run.train.steps
-                saved = (step + 1) % run.train.checkpoint_every == 0 or last
-                if saved:
+                halt = stop.agreed(acc) and not last  # a safe point: the step is whole
+                if (step + 1) % run.train.checkpoint_every == 0 or last or halt:
                     save_checkpoint(t, step + 1)
+                if halt:
+                    raise Interrupted(stop.signum or 15, f"interrupted at step {step + 1}")
                 if on_eval and run.eval.every and (step + 1) % run.eval.every == 0 and not last:
                     if acc.is_main_process:
                         on_eval(step + 1, acc.unwrap_model(t.model), t.tok)
                         t.model.train()
                     acc.wait_for_everyone()
-                if stop is not None and not last:
-                    stop_point(t, stop, step + 1, saved)
         return row
     finally:
         t.verifier.close()
+        tracking.finish(acc)
 
 
 def train_step(t: Trainer, step: int) -> dict:

@@ -13,7 +13,7 @@ PKG = ROOT / "ebpo_bench"
 
 #: lowest first; a module may import its own layer and the layers before it
 LAYERS = [
-    {"errors", "registry", "progress", "results", "stopflag", "__init__"},
+    {"errors", "registry", "progress", "results", "interrupt", "__init__"},
     {"config"},
     {"data", "estimators"},
     {"models"},
@@ -21,7 +21,7 @@ LAYERS = [
     {"train"},
     {"eval"},
     {"perf", "lab", "report", "runner", "launch"},
-    {"cli", "cli_select", "sweep_cli", "catalog", "__main__"},
+    {"cli", "cli_support", "cli_bench", "sweep_cli", "catalog", "__main__"},
 ]
 #: upward edges that are deliberate, with the reason
 ALLOWED = {

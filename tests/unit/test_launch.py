@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ebpo_bench.errors import UserError
+from ebpo_bench.errors import STOP_EXIT_CODE, UserError
+from ebpo_bench.interrupt import Interrupted, catch_signals
 from ebpo_bench.launch.child import Rendezvous, RunCommand, command_line
 from ebpo_bench.launch.config import load_launch_config
 from ebpo_bench.report.load import missing_runs
-from ebpo_bench.stopflag import StopFlag
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_TORCH = (
@@ -123,13 +123,18 @@ def test_command_line_plain_accelerate_and_multinode():
     assert "--multi_gpu" in packed and packed[packed.index("--num_processes") + 1] == "2"
 
 
-def test_stop_flag_is_set_by_usr1_and_restores_handlers():
+def test_usr1_is_a_requeue_stop_and_handlers_are_restored(monkeypatch):
     before = signal.getsignal(signal.SIGUSR1)
-    with StopFlag((signal.SIGUSR1,)) as stop:
-        assert not stop()
+    with catch_signals() as stop, stop.deferred():  # at a safe point: the signal only sets the request
+        assert not stop.requested
         os.kill(os.getpid(), signal.SIGUSR1)
-        assert stop() and stop.received == signal.SIGUSR1
+        assert stop.requested and stop.signum == signal.SIGUSR1
     assert signal.getsignal(signal.SIGUSR1) == before
+    assert Interrupted(signal.SIGUSR1).requeue and Interrupted(signal.SIGUSR1).exit_code == STOP_EXIT_CODE
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert not Interrupted(signal.SIGTERM).requeue and Interrupted(signal.SIGTERM).exit_code == 143
+    monkeypatch.setenv("SLURM_JOB_ID", "7")  # preemption inside a job: TERM asks for a requeue too
+    assert Interrupted(signal.SIGTERM).requeue and Interrupted(signal.SIGINT).exit_code == 130
 
 
 def test_missing_runs_come_from_the_sweep_record(tmp_path):

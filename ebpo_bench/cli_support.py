@@ -1,12 +1,31 @@
-"""Run selection and printing helpers of the CLI: which runs ``--arm/--seed/--run-id`` select, what
-``--dry-run`` prints, and the early check that a requested rollout backend imports. Torch-free."""
+"""Helpers of the command line (``cli.py``): run selection, dry-run printing, backend checks, options.
+
+Torch-free: every heavy import is inside the function that needs it.
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 from ebpo_bench.config.load import resolved_yaml
 from ebpo_bench.errors import UserError
+
+#: the repeatable ``--set key.path=value`` option of validate / run / bench
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY.PATH=VALUE",
+        help="Override a spec field (repeatable), typed by the spec's schema: --set train.lr=1e-5 "
+        "--set eval.benchmarks=[math500]; applied after --profile, recorded in the resolved spec.",
+    ),
+]
+
+
+def _fail(msg: str) -> None:
+    raise UserError(msg)
 
 
 def require_backends(names: set[str]) -> None:
@@ -19,7 +38,7 @@ def require_backends(names: set[str]) -> None:
         try:
             require_backend(name)
         except BackendUnavailable as e:
-            raise UserError(str(e)) from None
+            _fail(str(e))
 
 
 def select_runs(exp, arms: list[str] | None, seeds: list[int] | None, run_ids: list[str] | None = None):
