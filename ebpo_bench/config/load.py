@@ -176,8 +176,11 @@ def set_path(d: dict, dotted: str, value: Any) -> None:
 
 
 def spec_hash(run: RunConfig) -> str:
-    """sha256 of the resolved run config (canonical JSON), first 16 hex digits."""
-    blob = json.dumps(run.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of the resolved run config (canonical JSON), first 16 hex digits.
+
+    ``report`` is left out: it changes how results are read, not what a run computes.
+    """
+    blob = json.dumps(run.model_dump(mode="json", exclude={"report"}), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

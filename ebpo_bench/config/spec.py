@@ -355,6 +355,12 @@ class OutputConfig(_Cfg):
     root: str = Field("results", description="Results root; runs go to <root>/<name>/<run-id>/.")
 
 
+class ReportConfig(_Cfg):
+    reference: str | None = Field(
+        None, description="Arm every other arm is compared with in the report (default grpo; --reference wins)."
+    )
+
+
 class _Body(_Cfg):
     """Fields shared by the experiment spec and each expanded run."""
 
@@ -375,6 +381,7 @@ class _Body(_Cfg):
     advantage: AdvantageConfig = Field(default_factory=EBPOAdvantage)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     @model_validator(mode="after")
     def _cross_field(self) -> _Body:
