@@ -221,7 +221,9 @@ def make_figures(data: ExperimentData, a: Analysis, out: Path) -> dict[str, list
     figs = {
         "training_curves": training_curves(data, order, out),
         "final_pass1": final_pass1(a, data.name, out),
-        "pass1_vs_group_size": pass1_vs_group_size(a, data.name, out) if a.layout in ("table2", "by_group_size") else [],
+        "pass1_vs_group_size": pass1_vs_group_size(a, data.name, out)
+        if a.layout in ("table2", "by_group_size")
+        else [],
         "pass_at_k": pass_at_k_curves(a, data.name, out),
     }
     return {k: v for k, v in figs.items() if v}

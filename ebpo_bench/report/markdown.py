@@ -61,6 +61,9 @@ def methods_note(a: Analysis) -> str:
             f"{N_BOOT} resamples, RNG seed {RNG_SEED}). "
             "This keeps the seed-to-seed variance; it is conservative when the seeds agree, and can be "
             "optimistic with 2-3 seeds that disagree (compare the per-seed differences in the reading).",
+            "- With fewer than 3 seeds per arm the same bootstrap resamples problems only: its p-value says "
+            "whether two runs differ beyond problem sampling, not whether two methods do; the reading then "
+            "makes no directional claim.",
             "- Reported (paper) rows are the paper's numbers (ebpo_bench/report/paper_results.yaml); "
             "empty cells are numbers the paper does not give.",
         ]

@@ -31,8 +31,8 @@ def unit(e: Estimate) -> str:
     if e.n >= MIN_SEEDS:
         return f"test unit: {_s(e.n, 'training seed')} x {_s(e.n_problems, 'problem')}, both resampled"
     return (
-        f"test unit: problems only ({_s(e.n_problems, 'problem')}; {_s(e.n, 'training seed')}, so "
-        "seed-to-seed variation is not measured)"
+        f"test unit: problems only, {_s(e.n_problems, 'problem')}; {_s(e.n, 'training seed')}, so "
+        "seed-to-seed variation is not measured"
     )
 
 
@@ -74,7 +74,7 @@ def reading(a: Analysis) -> list[str]:
             continue
         seeds = ", ".join(f"{x:+.1f}" for x in e.per_seed)
         text = f"{v} - {ref} on {a.avg_header}: {_pp(e)}; per-seed differences: {seeds} pp"
-        tested = [b for b in a.columns if np.isfinite(d[b].mean)]
+        tested = [b for b in a.columns if b in d and np.isfinite(d[b].mean)]
         sig = [f"{bench_display(b)} ({d[b].mean:+.1f} pp, {_p(d[b].p)})" for b in tested if d[b].significant]
         if len(tested) > 1:
             word = "significant at 5%" if e.n >= MIN_SEEDS else "p < 0.05 over problems"

@@ -278,7 +278,8 @@ def analyse(data: ExperimentData, reference: str | None = None, paper: dict | No
         match = variants[(variants["arm"] == reference) & (variants["axes_label"] == r["axes_label"])]
         if len(match):
             ref_of[r["variant"]] = match["variant"].iloc[0]
-    diffs = {v: paired(fs, v, ref, cols, avg_over) for v, ref in ref_of.items()}
+    tested = avg_over if signal else cols  # no tests on columns that carry no signal
+    diffs = {v: paired(fs, v, ref, tested, avg_over) for v, ref in ref_of.items()}
     model = str(data.spec.get("model", {}).get("path", ""))
     rep = paper_rows(paper or load_paper(), layout, model) if paper_like else []
     if signal:  # the reported Avg averages the paper benchmarks, ours the levels: not one column

@@ -26,11 +26,14 @@ def write_run(
     spec: bool = True,
     metric_steps: int = 6,
     description: str = "Does EBPO beat GRPO?",
+    extra_spec: dict | None = None,
+    metrics: dict[str, float] | None = None,
 ) -> Path:
     """One run folder: spec.resolved.yaml, run.json, metrics.jsonl and eval.jsonl.
 
     ``scores`` maps a benchmark to a (problems x samples) 0/1 matrix written at ``eval_step``
-    (default: the last training step); ``g`` adds a rollout.group_size grid axis.
+    (default: the last training step); ``g`` adds a rollout.group_size grid axis; ``extra_spec`` is
+    merged into the resolved spec; ``metrics`` adds constant metrics to every metrics.jsonl row.
     """
     axes = {"rollout.group_size": g} if g else {}
     rid = f"{arm}/G{g}/seed{seed}" if g else f"{arm}/seed{seed}"
@@ -55,6 +58,7 @@ def write_run(
             "run_id": rid,
             "axes": axes,
         }
+        s.update(extra_spec or {})
         (d / "spec.resolved.yaml").write_text(yaml.safe_dump(s))
     if run_json:
         rec = {
@@ -84,6 +88,7 @@ def write_run(
             }
             if arm.startswith("ebpo"):
                 row["ebpo/shrinkage"] = 0.3
+            row.update(metrics or {})
             f.write(json.dumps(row) + "\n")
     if scores:
         with open(d / "eval.jsonl", "w") as f:
