@@ -101,3 +101,11 @@ def test_shipped_spec_has_the_u_shaped_pool():
     spec = load_lab_spec(ROOT / "specs" / "estimator_lab.yaml")
     u = spec.distributions["ushaped"]
     assert (u.type, u.a, u.b) == ("beta", 0.1, 0.1)
+
+
+def test_identical_curves_are_merged_into_one_labelled_line():
+    from ebpo_bench.lab.figures import _label, merged
+
+    a, b = np.array([1.0, 0.5]), np.array([1.0, 0.4])
+    groups = merged({"grpo": a, "rloo": b, "opo": a.copy(), "grpo_bn": a + 1e-13})
+    assert groups == [["grpo", "opo", "grpo_bn"], ["rloo"]] and _label(groups[0]) == "grpo = opo = grpo_bn"
