@@ -357,7 +357,7 @@ class OutputConfig(_Cfg):
 
 class ReportConfig(_Cfg):
     reference: str | None = Field(
-        None, description="Arm every other arm is compared with in the report (default grpo; --reference wins)."
+        None, description="Arm the report compares every other arm with (default grpo; --reference wins)."
     )
 
 
