@@ -344,34 +344,42 @@ def eval_cmd(
 
 
 @app.command(
-    epilog="Examples: ebpo-bench report; ebpo-bench report results/quickstart --out reports --reference grpo"
+    epilog="Examples: ebpo-bench report; ebpo-bench report results/quickstart --reference grpo; "
+    "ebpo-bench report results/quickstart results/quickstart-tiny (side by side)"
 )
 def report(
     experiment: Annotated[
-        Path | None,
-        typer.Argument(help="One experiment folder (default: every experiment under --results)."),
+        list[Path] | None,
+        typer.Argument(
+            help="Experiment folder(s); several are also compared side by side "
+            "(default: every experiment under --results, one report each)."
+        ),
     ] = None,
     results: Annotated[Path, typer.Option(help="Results root.")] = Path("results"),
     out: Annotated[Path, typer.Option(help="Reports folder.")] = Path("reports"),
-    reference: Annotated[str, typer.Option(help="Arm the others are compared against.")] = "grpo",
+    reference: Annotated[
+        str | None, typer.Option(help="Baseline arm (default: the spec's report.reference, else grpo).")
+    ] = None,
     latex: Annotated[bool, typer.Option("--latex", help="Also write LaTeX tables.")] = False,
 ) -> None:
     """Build comparison reports (tables, figures, statistics) from result folders; never imports torch."""
     from ebpo_bench.lab.report import build_lab_report, is_lab_dir
     from ebpo_bench.report import build_reports
 
-    if experiment is not None and is_lab_dir(experiment):
-        typer.echo(f"wrote {build_lab_report(experiment, out)}")
-        return
-    if experiment is None and results.is_dir():
-        for d in sorted(p for p in results.iterdir() if p.is_dir() and is_lab_dir(p)):
-            typer.echo(f"wrote {build_lab_report(d, out)}")
-    if experiment is not None and not experiment.is_dir():
-        _fail(f"{experiment}: no such experiment folder; run `ebpo-bench run SPEC` first or check the path")
-    if experiment is None and not results.is_dir():
+    given = list(experiment or [])
+    if bad := [d for d in given if not d.is_dir()]:
+        _fail(f"{bad[0]}: no such experiment folder; run `ebpo-bench run SPEC` first or check the path")
+    if not given and not results.is_dir():
         _fail(f"{results}: no results folder; run `ebpo-bench run SPEC` first or pass --results")
+    labs = [d for d in given or sorted(results.iterdir()) if d.is_dir() and is_lab_dir(d)]
+    for d in labs:
+        typer.echo(f"wrote {build_lab_report(d, out)}")
+    exps = [d for d in given if d not in labs]
+    if given and not exps:
+        return
+    target = None if not exps else (exps[0] if len(exps) == 1 else exps)
     try:
-        paths = build_reports(results, experiment, out, reference=reference, latex=latex)
+        paths = build_reports(results, target, out, reference=reference, latex=latex)
     except FileNotFoundError as e:
         _fail(str(e))
     for p in paths:

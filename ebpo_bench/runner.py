@@ -366,7 +366,8 @@ def comparison_table(exp_dir: Path, runs: list[RunConfig]) -> str:
         for b in benches:
             vals = per.get(b, [])
             means.append(statistics.fmean(vals) if vals else float("nan"))
-            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            cells.append(f"{100 * means[-1]:.1f} ± {100 * sd:.1f} (n={len(vals)})" if vals else "")
+            sd = f" ± {100 * statistics.stdev(vals):.1f}" if len(vals) > 1 else ""  # no spread from 1 seed
+            cells.append(f"{100 * means[-1]:.1f}{sd} (seeds={len(vals)})" if vals else "")
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {100 * statistics.fmean(means):.1f} |")
-    return "Final held-out accuracy (avg@n, %, mean ± std over seeds)\n" + "\n".join(lines)
+    note = "mean = unweighted mean of these columns; report.md's Avg may average fewer (see its reading)"
+    return f"Final held-out accuracy (avg@n, %, mean ± std over seeds; {note})\n" + "\n".join(lines)

@@ -229,8 +229,8 @@ def _grid_path_errors(grid: dict, source: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- merging
-#: sections that do not change what is trained (evaluation settings, logging): outside the spec hash
-NOT_HASHED = ("eval", "log")
+#: sections that do not change what is trained (evaluation, logging, reporting): outside the spec hash
+NOT_HASHED = ("eval", "log", "report")
 
 
 def spec_hash(run: RunConfig) -> str:

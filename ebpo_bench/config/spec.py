@@ -287,6 +287,12 @@ class OutputConfig(_Cfg):
     root: str = Field("results", description="Results root; runs go to <root>/<name>/<run-id>/.")
 
 
+class ReportConfig(_Cfg):
+    reference: str | None = Field(
+        None, description="Arm the report compares every other arm with (default grpo; --reference wins)."
+    )
+
+
 class _Body(_Cfg):
     """Fields shared by the experiment spec and each expanded run."""
 
@@ -308,6 +314,7 @@ class _Body(_Cfg):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     @model_validator(mode="after")
     def _cross_field(self) -> _Body:

@@ -79,6 +79,37 @@ def _mse_section(lab: Lab) -> list[str]:
     return lines
 
 
+def policy_setup(lab: Lab, final: pd.DataFrame | None) -> list[str]:
+    """The policy simulation's setup in words, and why its final success is not an estimator ranking."""
+    p = lab.record.get("spec", {}).get("policy", {})
+    if not p or lab.learning.empty:
+        return []
+    opt, lr = str(p.get("optimizer", "sgd")), p.get("lr")
+    text = (
+        f"A softmax bandit with K = {p.get('outcomes')} answers per prompt ({p.get('parameterisation')} "
+        f"logits), prompts from '{p.get('distribution')}' ({p.get('order')} order), "
+        f"{p.get('prompts_per_batch')} prompts per step from a pool of {p.get('pool_size')}, "
+        f"{p.get('steps')} steps of {opt.upper()} with lr {lr}, one update per batch (no PPO clip, "
+        f"no KL), {p.get('seeds')} seeds with common random numbers across estimators."
+    )
+    if opt == "sgd":
+        text += (
+            " With SGD the overall scale of an estimator's advantages multiplies the learning rate, so "
+            "final-success differences mix the baseline's quality with a different step size; they are "
+            "not an estimator ranking."
+        )
+        grpo, bn = lab.reference("grpo"), lab.reference("grpo_bn")
+        if final is not None and grpo and bn and {grpo, bn} <= set(final.estimator):
+            f = final.pivot_table(index="G", columns="estimator", values="mean_success")
+            g = (f[bn] - f[grpo]).abs().idxmax()
+            f = f.loc[g]
+            text += (
+                f" Example: {bn} differs from {grpo} only in its normalisation (batch instead of group "
+                f"std) and reaches a final success of {f[bn]:.3f} vs {f[grpo]:.3f} at G={g}."
+            )
+    return ["## Policy simulation setup", "", text, ""]
+
+
 def build_lab_report(exp_dir: Path, out: Path) -> Path:
     """Write ``out/<name>/report.md``, ``figures/`` (PNG + SVG) and ``tables/`` (CSV) for one lab folder.
 
@@ -137,6 +168,7 @@ def _markdown(lab: Lab, cl: list[dict], figs: dict, tables: dict) -> str:
         "## How the numbers are made",
         "",
         *[f"{t}\n" for t in rec.get("method", [])],
+        *policy_setup(lab, tables.get("learning_final")),
         "## Claims (computed from the simulation)",
         "",
     ]

@@ -9,7 +9,12 @@ LaTeX on request, and ``runs.csv``) and ``figures/`` (PNG + SVG). Modules:
 - ``tables``: Table 1 / 2 / 3 layouts, reported (paper) rows, paired differences;
 - ``render``: tables as markdown / CSV / LaTeX;
 - ``figures``: training curves, final Pass@1, Pass@1 vs G, pass@k;
-- ``markdown``: report.md and index.md.
+- ``reading``: the reading of the result (unit of every test, no claim from fewer than 3 seeds);
+- ``markdown``: report.md and index.md;
+- ``compare``: ``ebpo-bench report A B``: several experiments side by side.
+
+A folder whose runs belong to several experiments (a results root given as one experiment) is
+refused, never merged: ``check_one_experiment``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ebpo_bench.errors import UserError
 from ebpo_bench.report.load import ExperimentData, find_experiments, load_experiment
 from ebpo_bench.report.render import to_frame, to_latex, to_markdown
 from ebpo_bench.report.tables import Analysis, analyse, load_paper
@@ -32,14 +38,41 @@ __all__ = [
 ]
 
 
+def check_one_experiment(data: ExperimentData) -> None:
+    """Refuse a folder whose runs belong to several experiments (or to one in a sub-folder).
+
+    Raises:
+        UserError: naming the experiments found and the commands that report them.
+    """
+    d, names = data.dir, data.names
+    nested = len(names) == 1 and names[0] != d.name and (d / names[0]).is_dir()
+    if len(names) > 1 or nested:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise UserError(
+            f"{d} holds the runs of {len(names)} experiment(s) ({shown}); it looks like a results root, "
+            "and merging experiments into one report would mix unrelated runs. Report one: "
+            f"`ebpo-bench report {d / names[0]}`; all, one report each: `ebpo-bench report --results {d}`; "
+            f"side by side: `ebpo-bench report {' '.join(str(d / n) for n in names[:2])}`."
+        )
+
+
 def build_experiment_report(
-    exp_dir: Path, out: Path, *, reference: str = "grpo", latex: bool = False, paper: dict | None = None
+    exp_dir: Path,
+    out: Path,
+    *,
+    reference: str | None = None,
+    latex: bool = False,
+    paper: dict | None = None,
 ) -> tuple[Path, ExperimentData]:
-    """Build ``out/<experiment>/report.md`` for one experiment folder; return (path, loaded data)."""
+    """Build ``out/<experiment>/report.md`` for one experiment folder; return (path, loaded data).
+
+    ``reference`` None: the spec's ``report.reference``, else ``grpo``.
+    """
     from ebpo_bench.report.figures import make_figures  # matplotlib only when a report is really built
     from ebpo_bench.report.markdown import write_report
 
     data = load_experiment(exp_dir)
+    check_one_experiment(data)
     a = analyse(data, reference=reference, paper=paper)
     out_dir = out / data.name
     for sub in ("tables", "figures"):  # stale files of an earlier layout must not linger
@@ -65,19 +98,21 @@ def build_experiment_report(
 
 def build_reports(
     results_root: Path,
-    experiment_dir: Path | None = None,
+    experiment_dir: Path | list[Path] | None = None,
     out: Path | None = None,
     *,
-    reference: str = "grpo",
+    reference: str | None = None,
     latex: bool = False,
 ) -> list[Path]:
     """Build the report of one experiment, or of every experiment under ``results_root`` plus an index.
 
     Args:
         results_root: the results folder (``results/``); used when ``experiment_dir`` is None.
-        experiment_dir: one experiment folder (``results/<experiment>``), or None for all.
+        experiment_dir: one experiment folder (``results/<experiment>``), or None for all; a list of
+            several builds each report plus ``out/compare_<A>_<B>....md`` side by side.
         out: reports folder (default ``reports``); each experiment goes to ``out/<experiment>/``.
-        reference: arm every other arm is compared with (paired differences).
+        reference: arm every other arm is compared with (paired differences); None: the spec's
+            ``report.reference``, else ``grpo``.
         latex: also write each table as a LaTeX tabular.
 
     Returns:
@@ -85,16 +120,24 @@ def build_reports(
 
     Raises:
         FileNotFoundError: ``experiment_dir`` (or ``results_root`` when building all) does not exist.
+        UserError: an experiment folder holds the runs of several experiments.
     """
     from ebpo_bench.report.markdown import write_index
 
     out = Path(out) if out is not None else Path("reports")
     paper = load_paper()
     if experiment_dir is not None:
-        exp = Path(experiment_dir)
-        if not exp.is_dir():
-            raise FileNotFoundError(f"no experiment folder {exp}; expected results/<experiment>")
-        return [build_experiment_report(exp, out, reference=reference, latex=latex, paper=paper)[0]]
+        exps = [Path(e) for e in (experiment_dir if isinstance(experiment_dir, list) else [experiment_dir])]
+        for exp in exps:
+            if not exp.is_dir():
+                raise FileNotFoundError(f"no experiment folder {exp}; expected results/<experiment>")
+        built = [build_experiment_report(e, out, reference=reference, latex=latex, paper=paper) for e in exps]
+        if len(built) == 1:
+            return [built[0][0]]
+        from ebpo_bench.report.compare import write_comparison
+
+        analyses = [(data, analyse(data, reference=reference, paper=paper), p) for p, data in built]
+        return [p for p, _ in built] + [write_comparison(analyses, out)]
     root = Path(results_root)
     if not root.is_dir():
         raise FileNotFoundError(f"no results folder {root}; run an experiment first (ebpo-bench run <spec>)")

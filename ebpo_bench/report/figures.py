@@ -1,11 +1,16 @@
 """Report figures (matplotlib, Agg backend), each saved as PNG and SVG under stable file names.
 
-- ``training_curves``: one panel per training metric present, one line per arm (mean over seeds)
-  with a band spanning the seeds (min to max: with 2-3 seeds a standard-deviation band would be
-  a guess). Curves are smoothed by a centred rolling mean whose window the title states.
-- ``final_pass1``: Pass@1 per benchmark and arm with the 95% bootstrap CI over seeds.
+- ``training_curves``: one row per training metric, one column per group size when G is a grid axis,
+  one colour per arm (the same in every panel); mean over seeds with a min-max seed band (with 2-3
+  seeds a standard-deviation band would be a guess), smoothed by a centred rolling mean whose window
+  the title states. Panels zero everywhere by construction (KL with kl_coef 0) or identical to an
+  earlier one (accuracy = reward under 0/1 rewards) are left out; identical arm curves are drawn once
+  and named together.
+- ``final_pass1``: Pass@1 per benchmark and arm with the 95% bootstrap CI over seeds, and a note naming
+  the arms without a CI (1 seed); at tiny scale only the signal columns.
 - ``pass1_vs_group_size``: Table 2 as a plot (Avg Pass@1 against G), reported values dashed.
-- ``pass_at_k``: unbiased pass@k against k at the final step, mean over seeds, per benchmark.
+- ``pass_at_k``: unbiased pass@k against k at the final step, mean over seeds, per benchmark; benchmarks
+  at 0 for every k (tiny scale) are left out.
 
 Arms are named as in the spec (the variant labels of the tables), with one colour per arm.
 """
@@ -73,47 +78,123 @@ def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.6, 3.0)) -> tup
     return fig, axes.ravel()
 
 
-def training_curves(data: ExperimentData, order: list[str], out: Path) -> list[Path]:
-    """Panels of training metrics against step, mean over seeds with a min-max seed band per arm."""
+def _panel_keys(m: pd.DataFrame) -> list[str]:
+    """Metrics worth a panel: not zero everywhere by construction (KL with kl_coef 0) and not a copy
+    of an earlier panel (training accuracy equals the reward under 0/1 rewards)."""
+    keys, seen = [], []
+    for k in (k for k in CURVES if k in set(m["metric"])):
+        w = m[m["metric"] == k].set_index(["run_id", "step"])["value"].sort_index()
+        if not np.any(np.abs(w.to_numpy()) > 1e-12):
+            continue
+        if any(len(w) == len(o) and w.index.equals(o.index) and np.allclose(w, o) for o in seen):
+            continue
+        keys.append(k)
+        seen.append(w)
+    return keys
+
+
+def training_curves(
+    data: ExperimentData, order: list[str], out: Path, smooth: int | None = None
+) -> list[Path]:
+    """Training metrics against step: one row per metric, one column per group size (when G is a grid
+    axis), one colour per arm; mean over seeds with a min-max seed band. Arms whose curves coincide
+    are drawn once with a joint label. ``smooth``: rolling-mean window (default: steps / 25)."""
     m = data.metrics
-    keys = [k for k in CURVES if k in set(m["metric"])]
+    keys = _panel_keys(m)
     if not keys:
         return []
-    m = m[m["metric"].isin(keys)]
-    variants = [v for v in order if v in set(m["variant"])] + sorted(set(m["variant"]) - set(order))
-    col = colours(variants)
+    m = m[m["metric"].isin(keys)].copy()
+    by_g = "rollout.group_size" in data.axes
+    m["G"] = pd.to_numeric(m["group_size"], errors="coerce").fillna(0).astype(int) if by_g else 0
+    gs = sorted(set(m["G"]))
+    known = data.runs.drop_duplicates("variant").set_index("variant")["arm"] if len(data.runs) else {}
+    arm_order = list(dict.fromkeys(known[v] for v in order if v in known))
+    arms = arm_order + sorted(set(m["arm"]) - set(arm_order))
+    col = colours(arms)
     steps = int(m["step"].max()) if len(m) else 1
-    window = max(1, steps // 25)
-    fig, axes = _grid(len(keys))
-    wide = m.pivot_table(index=["metric", "variant", "step"], columns="seed", values="value", aggfunc="mean")
+    window = smooth if smooth is not None else max(1, steps // 25)
+    fig, axes = plt.subplots(
+        len(keys),
+        len(gs),
+        figsize=(4.2 * len(gs) + 0.8, 2.7 * len(keys) + 0.8),
+        squeeze=False,
+        layout="constrained",
+        sharex=True,
+    )
+    wide = m.pivot_table(index=["metric", "G", "arm", "step"], columns="seed", values="value", aggfunc="mean")
     present = set(wide.index.droplevel("step"))
-    for ax, key in zip(axes, keys):
+    for r, key in enumerate(keys):
         title, unit = CURVES[key]
-        for v in variants:
-            if (key, v) not in present:
-                continue
-            w = wide.loc[(key, v)].sort_index().rolling(window, center=True, min_periods=1).mean()
-            ax.plot(w.index, w.mean(axis=1), color=col[v], lw=1.4)
-            ax.fill_between(w.index, w.min(axis=1), w.max(axis=1), color=col[v], alpha=0.18, lw=0)
-        ax.set_title(title)
-        ax.set_xlabel("training step")
-        ax.set_ylabel(unit)
-        ax.grid(alpha=0.3)
-    seeds = m.groupby("variant")["seed"].nunique()
-    proxies = [Line2D([], [], color=col[v], lw=2, label=f"{v} (n={seeds[v]})") for v in variants]
-    fig.legend(handles=proxies, loc="outside lower center", ncol=min(len(proxies), 6), title="arm (seeds)")
-    smooth = f"rolling mean over {window} steps; " if window > 1 else ""
-    fig.suptitle(f"{data.name}: training curves ({smooth}line = mean over seeds, band = seed min-max)")
+        for c, g in enumerate(gs):
+            ax = axes[r, c]
+            drawn: list[tuple[np.ndarray, list[str]]] = []
+            for arm in arms:
+                idx = (key, g, arm)
+                if idx not in present:
+                    continue
+                w = (
+                    wide.loc[idx]
+                    .dropna(how="all")
+                    .sort_index()
+                    .rolling(window, center=True, min_periods=1)
+                    .mean()
+                )
+                mean = w.mean(axis=1)
+                same = next((d for d in drawn if len(d[0]) == len(mean) and np.allclose(d[0], mean)), None)
+                if same is not None:  # identical curve: one line, joint label
+                    same[1].append(arm)
+                    continue
+                drawn.append((mean.to_numpy(), [arm]))
+                ax.plot(w.index, mean, color=col[arm], lw=1.5)
+                ax.fill_between(w.index, w.min(axis=1), w.max(axis=1), color=col[arm], alpha=0.15, lw=0)
+            merged = [names for _, names in drawn if len(names) > 1]
+            for i, names in enumerate(merged):  # identical curves, named once in the first arm's colour
+                ax.annotate(
+                    " = ".join(names) + " (identical)",
+                    (0.02, 0.04 + 0.09 * i),
+                    xycoords="axes fraction",
+                    fontsize=8,
+                    color=col[names[0]],
+                )
+            ax.set_title(title + (f", G={g}" if by_g else ""), fontsize=10)
+            if c == 0:
+                ax.set_ylabel(unit, fontsize=9)
+            if r == len(keys) - 1:
+                ax.set_xlabel("training step")
+            ax.grid(alpha=0.3)
+    seeds = m.groupby("arm")["seed"].nunique()
+    proxies = [Line2D([], [], color=col[a], lw=2, label=f"{a} (seeds={seeds[a]})") for a in arms]
+    fig.legend(handles=proxies, loc="outside lower center", ncol=min(len(proxies), 5), title="arm")
+    sm = f"rolling mean over {window} steps; " if window > 1 else ""
+    fig.suptitle(f"{data.name}: training curves ({sm}line = mean over seeds, band = seed min-max)")
     return _save(fig, out, "training_curves")
+
+
+def arm_styles(a: Analysis) -> tuple[dict[str, tuple], dict[str, str]]:
+    """Per variant: the colour of its arm (the same as in the training curves) and a marker per G."""
+    arm_of = a.variants.set_index("variant")["arm"].to_dict()
+    arm_col = colours(list(dict.fromkeys(arm_of.get(v, v) for v in a.cells)))
+    by_g = a.layout in ("table2", "by_group_size")
+    gv = a.variants.set_index("variant")["group_size"].astype(str).to_dict() if by_g else {}
+    mark = {g: "osD^v<>p*h"[i % 10] for i, g in enumerate(sorted(set(gv.values()), key=_num))}
+    return {v: arm_col[arm_of.get(v, v)] for v in a.cells}, {v: mark.get(gv.get(v), "o") for v in a.cells}
+
+
+def _num(s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        return float("inf")
 
 
 def final_pass1(a: Analysis, title: str, out: Path) -> list[Path]:
     """Pass@1 (%) per benchmark (and Avg) for every arm, with 95% bootstrap CIs over seeds."""
-    cols = [c for c in a.columns + ["avg"] if any(np.isfinite(a.cells[v][c].mean) for v in a.cells)]
+    shown = (a.avg_over if a.signal_levels else a.columns) + ["avg"]  # no columns without signal
+    cols = [c for c in shown if any(np.isfinite(a.cells[v][c].mean) for v in a.cells)]
     variants = list(a.cells)
     if not cols or not variants:
         return []
-    col = colours(variants)
+    col, mark = arm_styles(a)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(cols) + 2), 4.2))
     width = 0.8 / len(variants)
     for i, v in enumerate(variants):
@@ -124,11 +205,23 @@ def final_pass1(a: Analysis, title: str, out: Path) -> list[Path]:
             [[e.mean - e.lo, e.hi - e.mean] if np.isfinite(e.lo) else [np.nan, np.nan] for e in est]
         ).T
         n = max((e.n for e in est), default=0)
-        ax.errorbar(x, mean, yerr=np.nan_to_num(err), fmt="o", color=col[v], capsize=3, label=f"{v} (n={n})")
-    ax.set_xticks(np.arange(len(cols)), [bench_display(c) for c in cols])
+        ax.errorbar(
+            x,
+            mean,
+            yerr=np.nan_to_num(err),
+            fmt=mark[v],
+            color=col[v],
+            capsize=3,
+            label=f"{v} (seeds={n})",
+        )
+    ax.set_xticks(np.arange(len(cols)), [a.avg_header if c == "avg" else bench_display(c) for c in cols])
     ax.set_ylabel("Pass@1 (%, avg@n over problems)")
-    ax.set_xlabel("benchmark")
-    ax.set_title(f"{title}: final Pass@1, mean over seeds with 95% bootstrap CI")
+    one = [v for v in variants if min(a.cells[v][c].n for c in cols) < 2]
+    who = "any arm" if len(one) == len(variants) else ", ".join(one)
+    ax.set_xlabel(
+        "benchmark" + (f"\nno CI for {who}: 1 seed (a CI over seeds needs at least 2)" if one else "")
+    )
+    ax.set_title(f"{title}: final Pass@1, mean over seeds with 95% bootstrap CI where seeds >= 2")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(
         fontsize=8, title="arm (seeds)", title_fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5)
@@ -194,14 +287,17 @@ def pass_at_k_curves(a: Analysis, title: str, out: Path) -> list[Path]:
     pk = pass_at_k_frame(a.scores)
     if pk.empty or pk["k"].nunique() < 2:
         return []
-    benches = [b for b in a.columns if b in set(pk["benchmark"])]
+    nonzero = set(pk.loc[pk["pass"] > 0, "benchmark"])  # an all-zero panel is empty (tiny scale)
+    benches = [b for b in a.columns if b in nonzero]
+    if not benches:
+        return []
     variants = list(a.cells)
-    col = colours(variants)
+    col, style = arm_styles(a)
     fig, axes = _grid(len(benches), ncols=min(3, len(benches)), size=(4.2, 3.2))
     for ax, b in zip(axes, benches):
         for v in variants:
             sub = pk[(pk["variant"] == v) & (pk["benchmark"] == b)]
-            ax.plot(sub["k"], sub["pass"], "-o", ms=3, color=col[v])
+            ax.plot(sub["k"], sub["pass"], style[v] + "-", ms=4, color=col[v])
         ax.set_xscale("log", base=2)
         ks = sorted(pk["k"].unique())
         ax.set_xticks(ks, [str(k) for k in ks])
@@ -209,7 +305,7 @@ def pass_at_k_curves(a: Analysis, title: str, out: Path) -> list[Path]:
         ax.set_xlabel("k (samples per problem)")
         ax.set_ylabel("pass@k (%)")
         ax.grid(alpha=0.3)
-    proxies = [Line2D([], [], color=col[v], marker="o", ms=3, label=v) for v in variants]
+    proxies = [Line2D([], [], color=col[v], marker=style[v], ms=4, label=v) for v in variants]
     fig.legend(handles=proxies, loc="outside lower center", ncol=min(len(proxies), 6), title="arm")
     fig.suptitle(f"{title}: pass@k at the final step (unbiased estimator, mean over seeds)")
     return _save(fig, out, "pass_at_k")
@@ -221,7 +317,9 @@ def make_figures(data: ExperimentData, a: Analysis, out: Path) -> dict[str, list
     figs = {
         "training_curves": training_curves(data, order, out),
         "final_pass1": final_pass1(a, data.name, out),
-        "pass1_vs_group_size": pass1_vs_group_size(a, data.name, out) if a.layout == "table2" else [],
+        "pass1_vs_group_size": pass1_vs_group_size(a, data.name, out)
+        if a.layout in ("table2", "by_group_size")
+        else [],
         "pass_at_k": pass_at_k_curves(a, data.name, out),
     }
     return {k: v for k, v in figs.items() if v}

@@ -56,6 +56,8 @@ class ExperimentData:
         spec: one readable resolved spec (description, paper_table, model, ...), {} if none.
         records: run.json of each readable run, for provenance.
         axes: grid axes (dotted path -> short name) present in the experiment.
+        names: experiment names the runs record (spec ``name`` / run.json ``experiment``); more than
+            one means the folder is a results root, not one experiment.
     """
 
     name: str
@@ -68,6 +70,7 @@ class ExperimentData:
     axes: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
 
 def find_run_dirs(exp_dir: Path) -> list[Path]:
@@ -119,6 +122,7 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
         if rec:
             records.append(rec)
     spec = next((i["_spec"] for i in infos if i["_spec"]), {})
+    names = sorted({str(n) for n in (i.pop("_name") for i in infos) if n})
     runs = pd.DataFrame([{k: v for k, v in i.items() if k != "_spec"} for i in infos])
     axes = {}
     for i in infos:
@@ -135,6 +139,7 @@ def load_experiment(exp_dir: str | Path) -> ExperimentData:
         axes=axes,
         missing=missing_runs(exp_dir, set(runs["run_id"]) if len(runs) else set()),
         evals=extra_evaluations(exp_dir),
+        names=names,
     )
 
 
@@ -210,6 +215,7 @@ def _load_run(exp_dir: Path, run_dir: Path) -> tuple[dict, pd.DataFrame, pd.Data
     _eval_flags(info, problems, spec, flags)
     info["flags"] = flags
     info["_spec"] = spec
+    info["_name"] = (rec or {}).get("experiment") or spec.get("name")
     return info, _metric_frame(mrows, info), problems, rec
 
 

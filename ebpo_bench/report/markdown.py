@@ -1,9 +1,5 @@
-"""report.md of one experiment and the index of all: question, reading, tables, figures, run status,
-method notes and provenance.
-
-The reading is generated from the numbers only: each arm's paired difference against the reference
-arm, its CI and whether it is significant at 5%, and an explicit sentence when the paper's claim
-(EBPO beats the reference) does not hold in this experiment. It never interprets beyond that.
+"""report.md of one experiment and the index of all: question, reading (``reading``), tables, figures,
+run status, method notes and provenance.
 """
 
 from __future__ import annotations
@@ -11,156 +7,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ebpo_bench import __version__
 from ebpo_bench.report.load import ExperimentData
+from ebpo_bench.report.reading import caveats, reading
 from ebpo_bench.report.render import to_markdown
-from ebpo_bench.report.stats import LEVEL, N_BOOT, RNG_SEED, Estimate
-from ebpo_bench.report.tables import REPRODUCED, Analysis, Table, bench_display, norm
+from ebpo_bench.report.stats import N_BOOT, RNG_SEED
+from ebpo_bench.report.tables import Analysis, Table, bench_display
 
-ALPHA = 1 - LEVEL
-
-
-def _p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def _pp(e: Estimate) -> str:
-    ci = f", 95% CI [{e.lo:+.1f}, {e.hi:+.1f}]" if np.isfinite(e.lo) else ""
-    p = _p(e.p)
-    verdict = "significant at 5%" if e.significant else "not significant at 5%"
-    return f"{e.mean:+.1f} pp{ci}, {p}, {verdict} ({e.n} seeds x {e.n_problems} problems)"
-
-
-def reading(a: Analysis) -> list[str]:
-    """Sentences stating what the paired differences and reported rows support, nothing more."""
-    out: list[str] = []
-    if a.ref_of:
-        out.append("Avg = mean over " + ", ".join(bench_display(b) for b in a.avg_over) + ".")
-    for v, ref in a.ref_of.items():
-        d, e = a.diffs[v], a.diffs[v]["avg"]
-        if not np.isfinite(e.mean):
-            out.append(
-                f"{v} - {ref}: no seeds and problems matched on every averaged benchmark; no Avg comparison."
-            )
-            continue
-        seeds = ", ".join(f"{x:+.1f}" for x in e.per_seed)
-        text = f"{v} - {ref} on Avg: {_pp(e)}; per-seed differences: {seeds} pp"
-        tested = [b for b in a.columns if np.isfinite(d[b].mean)]
-        sig = [f"{bench_display(b)} ({d[b].mean:+.1f} pp, {_p(d[b].p)})" for b in tested if d[b].significant]
-        if len(tested) > 1:
-            text += f". Per benchmark, significant at 5% on {len(sig)} of {len(tested)}"
-            text += f": {', '.join(sig)}" if sig else ""
-        out.append(text + ".")
-    out += _claims(a)
-    out += _versus_paper(a)
-    return out
-
-
-def _claims(a: Analysis) -> list[str]:
-    """Whether 'EBPO beats the reference on average' holds, per EBPO arm (at each grid point)."""
-    out = []
-    v = a.variants.set_index("variant")
-    ebpo = [
-        x
-        for x in a.ref_of
-        if np.isfinite(a.diffs[x]["avg"].mean)
-        and (str(v.loc[x, "estimator"]) == "ebpo" or "ebpo" in norm(v.loc[x, "arm"]))
-    ]
-    for arm in dict.fromkeys(v.loc[ebpo, "arm"]):
-        names = [x for x in ebpo if v.loc[x, "arm"] == arm]
-        ref = a.reference
-        groups: dict[str, list[str]] = {"holds": [], "not supported": [], "reversed": []}
-        for x in names:
-            e = a.diffs[x]["avg"]
-            key = "not supported" if not e.significant else ("holds" if e.mean > 0 else "reversed")
-            groups[key].append(v.loc[x, "axes_label"] or x)
-        if len(names) == 1:
-            key = next(k for k, g in groups.items() if g)
-            out.append(
-                {
-                    "holds": f"The claim that {arm} beats {ref} on average holds here at the 5% level.",
-                    "not supported": f"The claim that {arm} beats {ref} is not supported here: the average "
-                    "difference is not significant at 5%.",
-                    "reversed": f"The claim that {arm} beats {ref} does not hold here: {ref} is "
-                    "significantly better on average.",
-                }[key]
-            )
-            continue
-        parts = [
-            f"holds (significant at 5%) at {', '.join(groups['holds'])}" if groups["holds"] else "",
-            f"is not supported (not significant) at {', '.join(groups['not supported'])}"
-            if groups["not supported"]
-            else "",
-            f"does not hold ({ref} significantly better) at {', '.join(groups['reversed'])}"
-            if groups["reversed"]
-            else "",
-        ]
-        out.append(f"The claim that {arm} beats {ref} on average " + "; ".join(p for p in parts if p) + ".")
-    return out
-
-
-def _versus_paper(a: Analysis) -> list[str]:
-    """Reproduced Avg against the reported (paper) Avg of the row placed beside it, one sentence per arm."""
-    by_arm: dict[str, list[str]] = {}
-    for t in a.tables:
-        for r, nxt in zip(t.rows, t.rows[1:]):
-            if (
-                r.source != REPRODUCED
-                or nxt.source == REPRODUCED
-                or "avg" not in r.cells
-                or "avg" not in nxt.cells
-            ):
-                continue
-            e, rep = r.cells["avg"], nxt.cells["avg"].mean
-            if not np.isfinite(e.mean):
-                continue
-            where = (
-                "no CI (n=1)"
-                if not np.isfinite(e.lo)
-                else ("inside" if e.lo <= rep <= e.hi else "outside") + " the 95% CI"
-            )
-            g = f"G={r.lead['G']}: " if r.lead.get("G") else ""
-            by_arm.setdefault(f"{r.label} vs reported (paper) {nxt.label}", []).append(
-                f"{g}{e.mean:.1f} vs {rep:.2f} ({e.mean - rep:+.1f} pp, {where})"
-            )
-    return [f"{k}, Avg: " + "; ".join(v) + "." for k, v in by_arm.items()]
-
-
-def caveats(data: ExperimentData, a: Analysis) -> list[str]:
-    """Warnings the numbers need: multiple tests, few seeds, disagreeing seeds, runs left out."""
-    out = list(a.notes)
-    n_tests = sum(np.isfinite(e.mean) for d in a.diffs.values() for e in d.values())
-    if n_tests > 1:
-        out.append(
-            f"{n_tests} paired tests in this report; p-values are not adjusted for multiple comparisons, "
-            "so about 1 in 20 null differences reads as significant."
-        )
-    mixed = [
-        v
-        for v, d in a.diffs.items()
-        if 1 < d["avg"].n < 5 and len({np.sign(x) for x in d["avg"].per_seed}) > 1
-    ]
-    if mixed:
-        out.append(
-            f"{', '.join(mixed)}: the per-seed differences disagree in sign and there are fewer than "
-            "5 seeds; no test can measure run-to-run variance from so few runs, so these p-values may be "
-            "optimistic."
-        )
-    ns = [e.n for c in a.cells.values() for e in c.values() if e.n]
-    if ns and min(ns) < 3:
-        out.append(
-            "Some cells rest on fewer than 3 seeds: the CI over seeds is absent (n=1) or too narrow to trust."
-        )
-    runs = data.runs
-    if len(runs) and (~runs["in_tables"].astype(bool)).any():
-        k = int((~runs["in_tables"].astype(bool)).sum())
-        out.append(
-            f"{k} run(s) are not in the tables (see Run status); failed runs left out can flatter an arm."
-        )
-    return out
+__all__ = ["reading", "caveats", "write_report", "write_index"]
 
 
 def run_status(data: ExperimentData) -> str:
@@ -208,6 +64,9 @@ def methods_note(a: Analysis) -> str:
             f"{N_BOOT} resamples, RNG seed {RNG_SEED}). "
             "This keeps the seed-to-seed variance; it is conservative when the seeds agree, and can be "
             "optimistic with 2-3 seeds that disagree (compare the per-seed differences in the reading).",
+            "- With fewer than 3 seeds per arm the same bootstrap resamples problems only: its p-value says "
+            "whether two runs differ beyond problem sampling, not whether two methods do; the reading then "
+            "makes no directional claim.",
             "- Reported (paper) rows are the paper's numbers (ebpo_bench/report/paper_results.yaml); "
             "empty cells are numbers the paper does not give.",
         ]
@@ -266,14 +125,19 @@ def write_report(
     """Write ``out_dir/report.md`` and return its path."""
     desc = str(data.spec.get("description") or "").strip() or "(the spec has no description)"
     pt = data.spec.get("paper_table")
+    layout = (
+        f"Layout: the paper's {pt} (the spec declares paper_table: {pt})"
+        if a.paper_layout
+        else "Layout: arms x benchmarks"
+        + (" by group size G" if a.layout == "by_group_size" else "")
+        + " (no paper layout: the spec declares no paper_table)"
+    )
     head = [
         f"# {data.name}",
         "",
         f"> {desc}",
         "",
-        f"Layout: {a.layout}"
-        + (f" (reproduces the paper's {pt})" if pt else "")
-        + f" | reference arm: {a.reference} | runs: {len(data.runs)}",
+        f"{layout} | reference arm: {a.reference} | runs: {len(data.runs)}",
         "",
     ]
     body = (

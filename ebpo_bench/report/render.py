@@ -3,7 +3,7 @@
 Reproduced cells show the mean with the seed CI and the number of seeds, reported (paper) cells the
 printed value with marks for third-party, inferred or computed numbers, and paired differences the
 difference in percentage points with its CI and p-value. The best value per column is bold,
-separately among reproduced and reported rows.
+separately among reproduced and reported rows and per G (``_best``).
 """
 
 from __future__ import annotations
@@ -40,18 +40,24 @@ def _fmt(row: Row, col: str, bold: bool) -> str:
 
 
 def _best(t: Table) -> set[tuple[int, str]]:
-    """(row index, column) of the best value per column, separately among reproduced and reported rows."""
+    """(row index, column) of the best value per column, as the paper bolds.
+
+    Separately among reproduced and reported rows, and per group size when the table has a G column
+    (the paper's Table 2 compares methods at one G). No bold when the best value is 0 or when every
+    value ties: nothing stands out.
+    """
     out = set()
     for source, digits in ((REPRODUCED, 1), (REPORTED, 2)):
         for c in t.columns:
-            vals = {
-                i: round(r.cells[c].mean, digits)
-                for i, r in enumerate(t.rows)
-                if r.source == source and c in r.cells and np.isfinite(r.cells[c].mean)
-            }
-            if len(vals) > 1:
-                top = max(vals.values())
-                out |= {(i, c) for i, v in vals.items() if v == top}
+            groups: dict[str, dict[int, float]] = {}
+            for i, r in enumerate(t.rows):
+                if r.source == source and c in r.cells and np.isfinite(r.cells[c].mean):
+                    key = r.lead.get("G", "") if "G" in t.lead else ""
+                    groups.setdefault(key, {})[i] = round(r.cells[c].mean, digits)
+            for vals in groups.values():
+                top = max(vals.values(), default=0.0)
+                if len(vals) > 1 and top != 0 and len(set(vals.values())) > 1:
+                    out |= {(i, c) for i, v in vals.items() if v == top}
     return out
 
 

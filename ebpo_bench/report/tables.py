@@ -6,12 +6,18 @@ over seeds (``stats.bootstrap_mean``); ``Avg`` is computed per seed over the ave
 then summarised the same way (a seed lacking one of them has no Avg). Paired differences use
 ``stats.paired_bootstrap`` against the reference arm at the same grid point.
 
-Layouts: ``table1`` (methods x benchmarks), ``table2`` (group size x method, as an Avg pivot and
-per benchmark), ``table3`` (data-ordering ablation: methods x benchmarks with the data order shown);
-``render`` turns them into markdown, CSV and LaTeX.
+Layouts: the paper's ``table1`` (methods x benchmarks), ``table2`` (group size x method, as an Avg
+pivot and per benchmark) and ``table3`` (data-ordering ablation) only for specs that declare
+``paper_table``; any other experiment gets ``by_arm`` (arms x benchmarks) or ``by_group_size`` (when
+G is a grid axis), with no paper heading. ``render`` turns them into markdown, CSV and LaTeX.
 Reported (paper) rows come from ``ebpo_bench/report/paper_results.yaml`` and appear only when the spec
 names the paper table and the experiment evaluates on the paper's benchmarks (or has no results
-yet): the synthetic levels are not comparable with AIME.
+yet): the synthetic levels are not comparable with AIME. When a paper spec also evaluates synthetic
+levels (the ``tiny`` profile), the paper benchmarks score ~0 and carry no signal: Avg and every
+verdict then use the levels (``Analysis.signal_levels``), the reported rows keep their per-benchmark
+numbers but lose their Avg (it averages other columns).
+
+The reference arm is ``--reference``, else the spec's ``report.reference``, else ``grpo``.
 """
 
 from __future__ import annotations
@@ -88,6 +94,15 @@ class Analysis:
     scores: pd.DataFrame
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    signal_levels: bool = False
+
+    @property
+    def paper_layout(self) -> bool:
+        return self.layout in ("table1", "table2", "table3")
+
+    @property
+    def avg_header(self) -> str:
+        return "Avg (synthetic levels)" if self.signal_levels else "Avg"
 
 
 def norm(name: str) -> str:
@@ -139,11 +154,18 @@ def paper_rows(paper: dict, table: str, model_path: str = "") -> list[dict]:
 
 
 def choose_layout(data: ExperimentData) -> str:
-    """The spec's paper_table; else table2 when G is a grid axis, else table1."""
+    """The spec's paper_table; else ``by_group_size`` when G is a grid axis, else ``by_arm``."""
     pt = data.spec.get("paper_table")
     if pt in ("table1", "table2", "table3"):
         return pt
-    return "table2" if "rollout.group_size" in data.axes else "table1"
+    return "by_group_size" if "rollout.group_size" in data.axes else "by_arm"
+
+
+def spec_reference(data: ExperimentData) -> str | None:
+    """The spec's ``report.reference`` arm, if it names one."""
+    rep = data.spec.get("report")
+    ref = rep.get("reference") if isinstance(rep, dict) else None
+    return str(ref) if ref else None
 
 
 def final_scores(data: ExperimentData) -> pd.DataFrame:
@@ -161,18 +183,21 @@ def final_scores(data: ExperimentData) -> pd.DataFrame:
     return pr.drop(columns=["final_step", "step"]).reset_index(drop=True)
 
 
-def _columns(layout: str, data: ExperimentData, fs: pd.DataFrame) -> tuple[list[str], list[str], bool]:
-    """(benchmark columns, benchmarks averaged in Avg, whether reported rows are comparable)."""
+def _columns(data: ExperimentData, fs: pd.DataFrame) -> tuple[list[str], list[str], bool, bool]:
+    """(benchmark columns, benchmarks averaged in Avg, whether reported rows are comparable, whether
+    Avg is over the synthetic levels of a paper spec because the paper benchmarks carry no signal)."""
     present = sorted(set(fs["benchmark"]), key=lambda b: (not b.startswith("level"), _natural(b)))
+    levels = [b for b in present if b.startswith("level")]
     paper_like = bool(data.spec.get("paper_table")) and (
         not present or bool(set(present) & set(PAPER_BENCHMARKS))
     )
+    if paper_like and levels:
+        return PAPER_BENCHMARKS + [b for b in present if b not in PAPER_BENCHMARKS], levels, True, True
     if paper_like:
         cols = PAPER_BENCHMARKS + [b for b in present if b not in PAPER_BENCHMARKS]
         avg = [b for b in PAPER_BENCHMARKS if b in present] or present or list(PAPER_BENCHMARKS)
-    else:
-        cols, avg = present, present
-    return cols, avg, paper_like
+        return cols, avg, True, False
+    return present, present, False, False
 
 
 def _natural(s: str) -> tuple:
@@ -233,11 +258,15 @@ def _variants(data: ExperimentData, reference: str) -> pd.DataFrame:
     )
 
 
-def analyse(data: ExperimentData, reference: str = "grpo", paper: dict | None = None) -> Analysis:
-    """Compute every cell, every paired difference and the tables of the experiment's layout."""
+def analyse(data: ExperimentData, reference: str | None = None, paper: dict | None = None) -> Analysis:
+    """Compute every cell, every paired difference and the tables of the experiment's layout.
+
+    ``reference`` None means the spec's ``report.reference``, else ``grpo``.
+    """
+    reference = reference or spec_reference(data) or "grpo"
     layout = choose_layout(data)
     fs = final_scores(data)
-    cols, avg_over, paper_like = _columns(layout, data, fs)
+    cols, avg_over, paper_like, signal = _columns(data, fs)
     variants = _variants(data, reference)
     st = seed_table(fs, cols, avg_over) if len(fs) else pd.DataFrame()
     cells = {
@@ -249,10 +278,21 @@ def analyse(data: ExperimentData, reference: str = "grpo", paper: dict | None = 
         match = variants[(variants["arm"] == reference) & (variants["axes_label"] == r["axes_label"])]
         if len(match):
             ref_of[r["variant"]] = match["variant"].iloc[0]
-    diffs = {v: paired(fs, v, ref, cols, avg_over) for v, ref in ref_of.items()}
+    tested = avg_over if signal else cols  # no tests on columns that carry no signal
+    diffs = {v: paired(fs, v, ref, tested, avg_over) for v, ref in ref_of.items()}
     model = str(data.spec.get("model", {}).get("path", ""))
     rep = paper_rows(paper or load_paper(), layout, model) if paper_like else []
+    if signal:  # the reported Avg averages the paper benchmarks, ours the levels: not one column
+        rep = [dict(r, values={k: x for k, x in r["values"].items() if k != "avg"}) for r in rep]
     a = Analysis(layout, reference, cols, avg_over, variants, cells, diffs, ref_of, rep, fs)
+    a.signal_levels = signal
+    if signal:
+        a.notes.append(
+            "The paper benchmarks score about 0 at this scale and carry no signal: Avg and every verdict "
+            "use the synthetic levels (" + ", ".join(bench_display(b) for b in avg_over) + "); the paper "
+            "benchmark columns and the reported rows are shown for the layout only (a different model "
+            "and scale: not a target)."
+        )
     if data.spec.get("paper_table") and not paper_like:
         a.notes.append(
             f"The spec reproduces the paper's {layout}, but evaluates on other benchmarks; "
@@ -264,8 +304,8 @@ def analyse(data: ExperimentData, reference: str = "grpo", paper: dict | None = 
     return a
 
 
-def _headers(cols: list[str]) -> dict[str, str]:
-    return {c: bench_display(c) for c in cols + ["avg"]}
+def _headers(a: Analysis) -> dict[str, str]:
+    return {**{c: bench_display(c) for c in a.columns}, "avg": a.avg_header}
 
 
 def _reported(r: dict, lead: dict) -> Row:
@@ -289,11 +329,11 @@ def _method_table(a: Analysis, key: str, title: str, lead_cols: dict[str, str], 
         if i not in used:
             rows.append(_reported(r, {n: str(r.get("G", "")) if n == "G" else "" for n in lead_cols}))
     cols = a.columns + ["avg"]
-    return Table(key, title, list(lead_cols), cols, _headers(a.columns), rows)
+    return Table(key, title, list(lead_cols), cols, _headers(a), rows)
 
 
-def _g_pivot(a: Analysis) -> Table:
-    """Table 2 as the paper reads it: Avg Pass@1 by group size (columns) and method (rows)."""
+def _g_pivot(a: Analysis, key: str, title: str) -> Table:
+    """Avg Pass@1 by group size (columns) and method (rows), as the paper's Table 2 reads."""
     v = a.variants
     gs = sorted(
         {int(g) for g in v["group_size"].dropna()} | {int(r["G"]) for r in a.paper if "avg" in r["values"]}
@@ -312,14 +352,7 @@ def _g_pivot(a: Analysis) -> Table:
             row.flags[f"G={r['G']}"] = (r.get("flags") or {}).get("avg", "")
     rows += list(by_method.values())
     avg = ", ".join(bench_display(b) for b in a.avg_over)
-    return Table(
-        "table2",
-        f"Table 2: Avg Pass@1 (%) by group size G (Avg over {avg})",
-        [],
-        cols,
-        {c: c for c in cols},
-        rows,
-    )
+    return Table(key, f"{title} (Avg over {avg})", [], cols, {c: c for c in cols}, rows)
 
 
 def comparison_table(a: Analysis) -> Table | None:
@@ -332,30 +365,30 @@ def comparison_table(a: Analysis) -> Table | None:
         f"Paired difference vs {a.reference} (percentage points)",
         [],
         a.columns + ["avg"],
-        _headers(a.columns),
+        _headers(a),
         rows,
     )
 
 
 def _build_tables(a: Analysis) -> list[Table]:
-    title = {
-        "table1": "Table 1: Pass@1 (%) by method",
-        "table3": "Table 3: data-ordering ablation, Pass@1 (%)",
-    }
+    """The paper's layouts for paper specs; plain arm (x G) tables for any other experiment."""
+    g = {"G": "group_size"}
     if a.layout == "table2":
         tables = [
-            _g_pivot(a),
-            _method_table(
-                a,
-                "table2_detail",
-                "Table 2 (per benchmark): Pass@1 (%) by G and method",
-                {"G": "group_size"},
-                by_g=True,
-            ),
+            _g_pivot(a, "table2", "Table 2: Avg Pass@1 (%) by group size G"),
+            _method_table(a, "table2_detail", "Table 2 (per benchmark): Pass@1 (%) by G and method", g, True),
+        ]
+    elif a.layout == "by_group_size":
+        tables = [
+            _g_pivot(a, "pass1_by_group_size", "Avg Pass@1 (%) by group size G"),
+            _method_table(a, "pass1_by_group_size_detail", "Pass@1 (%) by G and arm", g, True),
         ]
     elif a.layout == "table3":
-        tables = [_method_table(a, "table3", title["table3"], {"data order": "order"}, by_g=False)]
+        title = "Table 3: data-ordering ablation, Pass@1 (%)"
+        tables = [_method_table(a, "table3", title, {"data order": "order"}, by_g=False)]
+    elif a.layout == "table1":
+        tables = [_method_table(a, "table1", "Table 1: Pass@1 (%) by method", {}, by_g=False)]
     else:
-        tables = [_method_table(a, "table1", title["table1"], {}, by_g=False)]
+        tables = [_method_table(a, "pass1_by_arm", "Pass@1 (%) by arm", {}, by_g=False)]
     comp = comparison_table(a)
     return [t for t in tables if t.rows] + ([comp] if comp else [])

@@ -405,7 +405,7 @@ def test_report_is_torch_free_with_claims_and_real_figures(tmp_path):
         ink = (img[..., :3].mean(-1) < 0.9).mean()  # share of non-white pixels
         assert img.shape[0] > 200 and 0.01 < ink < 0.9, (name, ink)
     claims = pd.read_csv(report.parent / "tables" / "claims.csv")
-    assert len(claims) == 6 and set(claims.verdict) <= {
+    assert len(claims) == 7 and set(claims.verdict) <= {
         "supported",
         "partly supported",
         "not supported",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from doubles.result_folders import random_scores, write_run
 
 from ebpo_bench.report import build_reports, load_experiment
 from ebpo_bench.report.markdown import reading
@@ -17,111 +17,6 @@ from ebpo_bench.report.render import to_markdown
 from ebpo_bench.report.tables import REPORTED, REPRODUCED, analyse, load_paper, paper_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def write_run(
-    exp: Path,
-    arm: str,
-    seed: int,
-    scores: dict[str, list[list[int]]] | None,
-    *,
-    g: int | None = None,
-    steps: int = 10,
-    eval_step: int | None = None,
-    status: str = "completed",
-    paper_table: str | None = None,
-    order: str = "shuffle",
-    model: str = "tiny",
-    run_json: bool = True,
-    spec: bool = True,
-    metric_steps: int = 6,
-    description: str = "Does EBPO beat GRPO?",
-) -> Path:
-    """One run folder: spec.resolved.yaml, run.json, metrics.jsonl and eval.jsonl.
-
-    ``scores`` maps a benchmark to a (problems x samples) 0/1 matrix written at ``eval_step``
-    (default: the last training step); ``g`` adds a rollout.group_size grid axis.
-    """
-    axes = {"rollout.group_size": g} if g else {}
-    rid = f"{arm}/G{g}/seed{seed}" if g else f"{arm}/seed{seed}"
-    d = exp / rid
-    d.mkdir(parents=True)
-    benches = sorted(scores or {})
-    levels = [int(b[5:]) for b in benches if b.startswith("level")]
-    if spec:
-        s = {
-            "name": exp.name,
-            "description": description,
-            "paper_table": paper_table,
-            "model": {"path": model},
-            "task": {"type": "synthetic" if levels else "hf", "eval_levels": levels},
-            "data": {"order": order},
-            "rollout": {"group_size": g or 4},
-            "train": {"steps": steps},
-            "advantage": {"type": arm.split("-")[0]},
-            "eval": {"n_samples": len(next(iter(scores.values()))[0]) if scores else 4},
-            "seed": seed,
-            "arm": arm,
-            "run_id": rid,
-            "axes": axes,
-        }
-        (d / "spec.resolved.yaml").write_text(yaml.safe_dump(s))
-    if run_json:
-        rec = {
-            "status": status,
-            "spec_hash": f"h-{arm}-{g}-{seed}",
-            "run_id": rid,
-            "arm": arm,
-            "seed": seed,
-            "axes": axes,
-            "experiment": exp.name,
-            "estimator": arm.split("-")[0],
-            "device": "cpu",
-            "error": "loss diverged at step 5" if status == "failed" else None,
-            "provenance": {
-                "git": {"commit": "abc123def4567", "dirty": False},
-                "packages": {"pandas": "2.2"},
-                "python": "3.12",
-            },
-        }
-        (d / "run.json").write_text(json.dumps(rec))
-    with open(d / "metrics.jsonl", "w") as f:
-        for step in range(1, metric_steps + 1):
-            row = {
-                "step": step,
-                "train/reward_mean": 0.1 * step + 0.01 * seed,
-                "groups/all_fail_frac": 0.5 / step,
-            }
-            if arm.startswith("ebpo"):
-                row["ebpo/shrinkage"] = 0.3
-            f.write(json.dumps(row) + "\n")
-    if scores:
-        with open(d / "eval.jsonl", "w") as f:
-            for b in benches:
-                for p, samples in enumerate(scores[b]):
-                    for i, ok in enumerate(samples):
-                        f.write(
-                            json.dumps(
-                                {
-                                    "step": eval_step or steps,
-                                    "benchmark": b,
-                                    "problem_id": f"{b}-{p}",
-                                    "sample": i,
-                                    "extracted": "1",
-                                    "score": float(ok),
-                                    "score_correct": bool(ok),
-                                }
-                            )
-                            + "\n"
-                        )
-    return d
-
-
-def random_scores(
-    rng: np.random.Generator, benches: list[str], p: float, problems: int = 6, n: int = 4
-) -> dict:
-    """Random 0/1 (problems x n) matrices with success rate p, one per benchmark."""
-    return {b: (rng.random((problems, n)) < p).astype(int).tolist() for b in benches}
 
 
 # ---------------------------------------------------------------- paper numbers
@@ -158,7 +53,7 @@ def test_cells_and_paired_difference_known_answer(tmp_path):
     for (arm, seed), s in hand.items():
         write_run(exp, arm, seed, s)
     a = analyse(load_experiment(exp))
-    assert a.layout == "table1" and a.columns == ["level1", "level2"] and a.paper == []
+    assert a.layout == "by_arm" and a.columns == ["level1", "level2"] and a.paper == []
     c = a.cells
     g1 = c["grpo"]["level1"]
     assert g1.mean == pytest.approx(37.5) and 25 <= g1.lo < g1.hi <= 50
@@ -362,13 +257,14 @@ def test_build_all_writes_reports_figures_and_index_reproducibly(tmp_path):
         assert imread(png)[..., :3].std() > 0.05  # not a blank canvas
     report = paths[0].read_text()
     assert "![training curves](figures/training_curves.png)" in report
-    assert "Table 2: Avg Pass@1 (%) by group size G" in report and "Provenance" in report
+    assert "### Avg Pass@1 (%) by group size G" in report and "Provenance" in report
+    assert "Table 2" not in report and "Layout: arms x benchmarks by group size G (no paper layout" in report
     assert "abc123def456 (8 runs)" in report
     assert (
         "ebpo (G=2) - grpo (G=2) on Avg: " in report
-        and "The claim that ebpo beats grpo on average " in report
+        and "Whether ebpo beats grpo on average cannot be decided here at G=2, G=4: 2 seeds" in report
     )
-    assert (out / "gs/tables/table2.tex").read_text().startswith("\\begin{tabular}")
+    assert (out / "gs/tables/pass1_by_group_size.tex").read_text().startswith("\\begin{tabular}")
     one = paths[1].read_text()
     assert "(n=1)" in one and "Some cells rest on fewer than 3 seeds" in one
     before = {p: p.read_bytes() for p in (out / "gs").rglob("*") if p.suffix in (".md", ".csv", ".svg")}
