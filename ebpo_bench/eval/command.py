@@ -15,14 +15,13 @@ by the model's context with a one-line note. Each evaluation writes its own fold
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from ebpo_bench.eval import benchmarks as B
 from ebpo_bench.eval.folders import eval_folder, run_step
+from ebpo_bench.eval.outputs import format_table, write_outputs
 
 DEFAULTS: dict[str, Any] = dict(
     n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, template="boxed", grader="math_verify"
@@ -348,54 +347,3 @@ def _to_device(model: Any) -> None:
 
     if torch.cuda.is_available() and hasattr(model, "cuda"):
         model.cuda()
-
-
-def write_outputs(rows: list[dict], out: Path, *, lm_metrics: dict | None = None, **meta: Any) -> dict:
-    """Write ``eval.jsonl`` (replaced) and ``eval_summary.json``; return the summary."""
-    from ebpo_bench.eval.metrics import summarize
-    from ebpo_bench.results import atomic_write_json, atomic_write_text
-
-    out = Path(out)
-    atomic_write_text(out / "eval.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    graders = sorted({str(r.get("grader", "math_verify")) for r in rows}) or [
-        meta.get("settings", {}).get("grader")
-    ]
-    summary = {
-        **meta,
-        "grader": ",".join(g for g in graders if g),
-        "out": str(out),
-        "benchmarks": summarize(rows),
-    }
-    if lm_metrics is not None:
-        summary["lm_eval"] = lm_metrics
-    atomic_write_json(out / "eval_summary.json", summary)
-    return summary
-
-
-def format_table(summary: dict) -> str:
-    """A plain-text table: avg@n ± standard error, pass@n, maj@n per benchmark (and lm-eval's metrics)."""
-    lm = summary.get("lm_eval") or {}
-    head = f"{'benchmark':<14} {'problems':>8} {'n':>3} {'avg@n':>7} {'± se':>6} {'pass@n':>7} {'maj@n':>7}"
-    head += f" {'lm-eval mv':>10} {'lm-eval em':>10}" if lm else ""
-    lines = [head, "-" * len(head)]
-    for bench, m in summary["benchmarks"].items():
-        k = m["n"]
-        line = (
-            f"{bench:<14} {m['problems']:>8} {k:>3} {m[f'avg@{k}']:>7.3f} {m['stderr']:>6.3f} "
-            f"{m[f'pass@{k}']:>7.3f} {m[f'maj@{k}']:>7.3f}"
-        )
-        if lm:
-            mv, em = lm.get(bench, {}).get("math_verify"), lm.get(bench, {}).get("exact_match")
-            line += f" {_fmt(mv):>10} {_fmt(em):>10}"
-        lines.append(line)
-    grader = summary.get("grader") or "math_verify"
-    note = " (the authors' exact rule)" if grader == "paper_exact" else ""
-    lines.append(
-        f"({summary.get('harness', 'native')} harness; graded by {grader}{note}; "
-        f"rows in {summary['out']}/eval.jsonl)"
-    )
-    return "\n".join(lines)
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"

@@ -51,7 +51,10 @@ def resolve_estimators(spec: LabSpec) -> dict[str, dict]:
     if spec.estimators.registered:
         for name in available():
             cfg = ESTIMATOR_CONFIGS.get(name)  # unknown to the spec union (e.g. a plugin): class defaults
-            out[name] = {"type": name, "options": cfg().options() if cfg else {}}
+            opts = cfg().options() if cfg else {}
+            if "reward_scale" in opts:  # a tracker of success rates reads rewards on the lab's own scale
+                opts["reward_scale"] = spec.reward_scale
+            out[name] = {"type": name, "options": opts}
     for name, cfg in spec.estimators.variants.items():
         if name in out:
             raise SpecError(

@@ -54,7 +54,8 @@ CLOSED_FORM_NOTE = (
     "(1 - S*) sigma_w^2/G; EBPO's default plug-in S (pooled total variance, tau^2 from the group means) "
     "has the large-P limit (1 - S)^2 sigma_w^2/G + S^2 tau^2. No response lengths are simulated, so "
     "length-aware estimators run unweighted (reinforce_pp_baseline then equals grpo_bn). The penalty "
-    "sweep uses fresh prompts only, so a per-prompt tracker (spo) falls back to the group mean there."
+    "sweep uses fresh prompts only, so a per-prompt tracker (spo) reads its prior there (0.5 in success-rate "
+    "units)."
 )
 #: metrics averaged over batches (the rest are pooled sums / counts, see ``aggregate``)
 MEAN_METRICS = (

@@ -21,7 +21,7 @@ LAYERS = [
     {"train"},
     {"eval"},
     {"perf", "lab", "report", "runner", "launch"},
-    {"cli", "cli_support", "cli_bench", "sweep_cli", "catalog", "__main__"},
+    {"cli", "cli_support", "cli_bench", "cli_eval", "sweep_cli", "catalog", "__main__"},
 ]
 #: upward edges that are deliberate, with the reason
 ALLOWED = {

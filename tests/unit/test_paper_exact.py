@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ebpo_bench.eval import benchmarks as B
-from ebpo_bench.eval.command import format_table, write_outputs
+from ebpo_bench.eval.outputs import format_table, write_outputs
 from ebpo_bench.eval.paper_exact import (
     PaperExactGrader,
     extract_paper_answer,
