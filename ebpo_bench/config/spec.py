@@ -135,7 +135,8 @@ class TopicOrderConfig(_Cfg):
     embedding: Literal["hashed_ngrams", "sentence_transformers"] = Field(
         "hashed_ngrams",
         description="Text features for clustering: offline hashed character n-grams, or "
-        "sentence-transformers all-MiniLM-L6-v2 (authors' revision code; needs that package and its weights).",
+        "sentence-transformers all-MiniLM-L6-v2 (authors' revision code; needs that package and its "
+        "weights).",
     )
 
 
@@ -216,6 +217,22 @@ class TrainConfig(_Cfg):
     grad_clip: float = Field(1.0, gt=0, description="Max gradient norm.")
     checkpoint_every: int = Field(10, ge=1, description="Steps between checkpoints (and at the end).")
     samples_per_step: int = Field(2, ge=0, description="Rollouts written to samples.jsonl per step.")
+    max_tokens_per_microbatch: int | None = Field(
+        None,
+        ge=1,
+        description="Token budget (rows x padded prompt+response width) of one forward/backward; each "
+        "rank's mini-batch is split into micro-batches of whole groups under it, with gradient "
+        "accumulation (same gradient as one pass). None = the whole mini-batch at once.",
+    )
+    logprob_chunk_tokens: int = Field(
+        1024,
+        ge=1,
+        description="Positions per chunk of the LM head when computing log-probs and entropy "
+        "(peak extra memory about 2 x chunk x vocabulary x 4 bytes).",
+    )
+    keep_checkpoints: int = Field(
+        1, ge=1, description="Checkpoints kept on disk: the last k (the final one is never deleted)."
+    )
     shared_prefix: bool = Field(
         True,
         description="Mini-batches hold whole groups; each prompt is forwarded once per "
@@ -235,8 +252,8 @@ class EvalConfig(_Cfg):
     max_new_tokens: int | None = Field(None, ge=1, description="Defaults to rollout.max_new_tokens.")
     backend: str = Field(
         "hf",
-        description="Sampling engine of held-out evaluation (`ebpo-bench ls backends`): with the same type as "
-        "rollout.backend it takes those options (one vLLM engine serves both), else its defaults.",
+        description="Sampling engine of held-out evaluation (`ebpo-bench ls backends`): with the same type "
+        "as rollout.backend it takes those options (one vLLM engine serves both), else its defaults.",
     )
     seed: int = Field(1234, description="Sampling seed of the evaluation, separate from training seeds.")
     keep_text: bool = Field(True, description="Store response text in eval.jsonl (else a hash).")
