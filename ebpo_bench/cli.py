@@ -118,6 +118,15 @@ def run(
             "results go to <name>-<profile>."
         ),
     ] = None,
+    gpu_mem: Annotated[
+        str, typer.Option("--gpu-mem", help="Memory of one GPU for the memory plan and the fit check.")
+    ] = "80GB",
+    accelerate_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Plan memory for this accelerate launch config (else the launch's own environment)."
+        ),
+    ] = None,
 ) -> None:
     """Train (or resume) every run of a spec, evaluate it, and print a comparison table."""
     if (lab := _simulation(spec)) is not None:  # the estimator lab: a simulation, no model
@@ -130,15 +139,17 @@ def run(
         exp_dir = run_lab(lab, Path(results or lab.output.root), quiet=quiet)
         typer.echo(f"report: {build_lab_report(exp_dir, Path('reports'))}")
         return
+    from ebpo_bench.config.memory import check_runs, memory_lines
     from ebpo_bench.config.profiles import estimate_lines
 
     exp = load_experiment(spec, profile=profile)
     runs = select_runs(exp, arm, seed)
     if dry_run:
         print_dry_run(exp, runs)
-        for line in estimate_lines(runs):
+        for line in estimate_lines(runs) + memory_lines(runs, gpu_mem, accelerate_config):
             typer.echo(line)
         return
+    check_runs(runs, gpu_mem, accelerate_config)  # one line naming the field to change
     require_backends({r.rollout.backend.type for r in runs} | {r.eval.backend for r in runs})
     from ebpo_bench import runner  # imports torch lazily inside
     from ebpo_bench.eval.prepass import prepare_orderings

@@ -27,7 +27,8 @@ class HFEngineConfig(_Cfg):
     max_batch: int = Field(
         256,
         ge=1,
-        description="Rows (prompts x samples) per generate call; lower it when the KV cache is tight.",
+        description="Rows (prompts x samples) per generate call; lower it when the KV cache is tight "
+        "(below group_size a prompt's samples are drawn in pieces of max_batch rows).",
     )
 
 
@@ -86,7 +87,8 @@ def engine_config(name: str, like: Any = None) -> Any:
         from ebpo_bench.registry import suggest
 
         raise ValueError(
-            f"unknown rollout backend '{name}'.{suggest(name, ENGINE_CONFIGS)} Available: {', '.join(ENGINE_CONFIGS)}"
+            f"unknown rollout backend '{name}'.{suggest(name, ENGINE_CONFIGS)} "
+            f"Available: {', '.join(ENGINE_CONFIGS)}"
         )
     return ENGINE_CONFIGS[name]()
 
@@ -106,7 +108,8 @@ class RolloutConfig(_Cfg):
         gt=0,
         le=1,
         description="Nucleus sampling mass (below 1 the 'vllm' backend's old log-probs are those of "
-        "the renormalised nucleus, the 'hf' backend's those before truncation: see ebpo_bench/rollout/vllm.py).",
+        "the renormalised nucleus, the 'hf' backend's those before truncation: see "
+        "ebpo_bench/rollout/vllm.py).",
     )
     max_new_tokens: int = Field(16, ge=1, description="Response length cap (tokens).")
     max_prompt_tokens: int = Field(512, ge=1, description="Longer prompts are dropped from the data.")

@@ -19,6 +19,8 @@ model's mode is restored afterwards.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -56,9 +58,16 @@ class HFRollout:
     ) -> RolloutBatch:
         if seed is not None:
             torch.manual_seed(seed)
-        per = max(
-            1, self.max_batch // params.n
-        )  # whole prompts per chunk, so their samples share one prefill
+        if (
+            params.n > self.max_batch
+        ):  # one prompt's samples in pieces of max_batch rows (each prefilled once)
+            parts = [
+                self._chunk([p], replace(params, n=min(self.max_batch, params.n - k)))
+                for p in prompts
+                for k in range(0, params.n, self.max_batch)
+            ]
+            return concat(parts, self.tok.pad_token_id)
+        per = self.max_batch // params.n  # whole prompts per chunk, so their samples share one prefill
         parts = [self._chunk(prompts[i : i + per], params) for i in range(0, len(prompts), per)]
         return concat(parts, self.tok.pad_token_id)
 

@@ -96,7 +96,10 @@ def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None])
     model, tok = load_policy(run.model, run.task, log=log)
     ref = None
     if run.loss.kl_coef > 0:
-        ref, _ = load_policy(run.model, run.task, log=log)
+        # inference only: under bf16 mixed precision a bf16 copy (the compute dtype) is enough
+        bf16 = {"dtype": "bfloat16", "allow_bf16_master_weights": True}
+        ref_cfg = run.model.model_copy(update=bf16) if run.model.mixed_precision == "bf16" else run.model
+        ref, _ = load_policy(ref_cfg, run.task, log=log)
         ref.requires_grad_(False).eval()
     opt = torch.optim.AdamW(
         model.parameters(), lr=run.train.lr, betas=run.train.betas, weight_decay=run.train.weight_decay

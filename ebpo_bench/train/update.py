@@ -6,7 +6,10 @@ mini-batch. A mini-batch is split into micro-batches of whole units whose padded
 rows x (prompt width + response width) stays within ``train.max_tokens_per_microbatch``: units are
 sorted by length, longest first, and packed greedily (a unit longer than the budget goes alone).
 Gradients accumulate over the micro-batches (no DDP all-reduce until the last one), then one
-clip + step.
+clip + step. Ranks may pack different numbers of micro-batches; the shorter ones add zero-weight
+passes so that every rank runs as many forward/backward passes (FSDP's collectives need that).
+When one whole group exceeds the budget, rows are shuffled and split instead of groups (each
+prompt then forwarded per row, as without ``train.shared_prefix``).
 
 Exactness: every micro-batch's loss is normalised by the *mini-batch's* totals
 (``losses.MiniBatchTotals``): token_mean by its valid tokens, seq_mean_token_mean by its non-empty
@@ -44,6 +47,13 @@ def update(t: Any, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dict[st
     n = adv.shape[0]
     gen = torch.Generator().manual_seed(run.seed * 100_003 + step)
     unit = run.rollout.group_size if shared_prefix(run, n // run.rollout.group_size) else 1  # rows per unit
+    budget = run.train.max_tokens_per_microbatch
+    if (
+        unit > 1
+        and budget is not None
+        and unit * int((batch.prompt_mask.sum(1) + batch.lengths).max()) > budget
+    ):
+        unit = 1  # a whole group would exceed the budget: shuffle and split rows (no shared prefix)
     old, weights = proximal_logprobs(t, batch, unit) if run.loss.tis.enabled else (batch.old_logprobs, None)
     sums: dict[str, float] = {}
     count = 0
@@ -60,6 +70,7 @@ def update(t: Any, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dict[st
     out = {k: v / count for k, v in sums.items()}
     out["train/lr"] = float(t.sched.get_last_lr()[0])
     t.sched.step()
+    t.opt.zero_grad(set_to_none=True)  # no gradient memory held through the next rollout
     return out
 
 
@@ -154,12 +165,18 @@ def accumulate(
     lengths = m.sum(1)
     totals = losses.MiniBatchTotals(float(lengths.sum()), float((lengths > 0).sum()), int(idx.numel()))
     parts = micro_batches(batch, idx, unit, t.run.train.max_tokens_per_microbatch)
+    real = len(parts)
+    # every rank must run as many forward/backward passes (FSDP collectives): pad with zero-weight repeats
+    parts += [parts[-1]] * (_max_over_ranks(t.acc, real) - real)
     stats: list[tuple[float, dict[str, float]]] = []
     for k, mb in enumerate(parts):
         last = k == len(parts) - 1
         with t.acc.no_sync(t.model) if not last else _nullcontext():
-            st = microbatch_backward(t, batch, adv, mb, old, is_weights, unit, totals)
-        stats.append((float(batch.response_mask[mb].sum()) / max(totals.tokens, 1.0), st))
+            st = microbatch_backward(
+                t, batch, adv, mb, old, is_weights, unit, totals, 1.0 if k < real else 0.0
+            )
+        if k < real:
+            stats.append((float(batch.response_mask[mb].sum()) / max(totals.tokens, 1.0), st))
     out: dict[str, float] = {}
     for key in stats[0][1]:
         vals = [(w, s[key]) for w, s in stats]
@@ -181,8 +198,10 @@ def microbatch_backward(
     is_weights: torch.Tensor | None,
     unit: int,
     totals: losses.MiniBatchTotals,
+    scale: float = 1.0,
 ) -> dict[str, float]:
-    """Forward + backward of one micro-batch; its loss is normalised by the mini-batch's ``totals``."""
+    """Forward + backward of one micro-batch; its loss is normalised by the mini-batch's ``totals``
+    (``scale`` 0: a padding pass that adds nothing to the gradient)."""
     run, acc, L = t.run, t.acc, t.run.loss
     width = int(batch.lengths[idx].max().clamp(min=1))  # trim padding the micro-batch does not use
     mask = batch.response_mask[idx][:, :width].to(acc.device)
@@ -208,7 +227,7 @@ def microbatch_backward(
         totals=totals,
     )
     loss, st = losses.policy_loss(inputs, L)
-    acc.backward(loss)
+    acc.backward(loss * scale if scale != 1.0 else loss)
     out = {f"loss/{k}": float(v) for k, v in st.items()}
     out["loss/total"] = float(loss.detach())
     out["train/entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
@@ -226,6 +245,13 @@ def tis_stats(w: torch.Tensor, mask: torch.Tensor, diff: torch.Tensor, cap: floa
         "tis/capped_frac": float(((w >= cap) * m).sum() / n),
         "tis/logp_abs_diff": float((diff.abs().to(m.device) * m).sum() / n),
     }
+
+
+def _max_over_ranks(acc: Any, n: int) -> int:
+    """The largest ``n`` over all ranks (``n`` itself in one process)."""
+    if getattr(acc, "num_processes", 1) <= 1:
+        return n
+    return int(acc.gather(torch.tensor([n], device=acc.device)).max())
 
 
 def _nullcontext():
