@@ -12,7 +12,7 @@ precision, else m), R = rows, T_tok = tokens:
                    with autocast: a bf16 copy of the weights, N c, autocast's weight cache)
     gradients      N m / S                    (freed between updates: zero_grad(set_to_none))
     optimiser      2 N m / S                  (AdamW exp_avg, exp_avg_sq in the parameter dtype)
-    reference      N c                        (kl_coef > 0; a full inference copy on every rank)
+    reference      N c / S                    (kl_coef > 0; an inference copy; + FSDP: gathered parts)
     activations    T_tok c L (8H + 2 kv d + 4I)        one micro-batch, no checkpointing
                    T_tok c (L H + 8H + 2 kv d + 4I)     with gradient checkpointing (layer inputs
                                                         + one layer being recomputed)
@@ -181,8 +181,9 @@ def plan(run: Any, launch: Launch) -> Plan | None:
     elif mp:
         weights += N * c  # autocast's cached low-precision copy of each weight
     rows: dict[str, float] = {"weights": weights, "optimiser state (AdamW)": 2 * N * m / S}
-    if run.loss.kl_coef > 0:
-        rows["reference model"] = N * c
+    if run.loss.kl_coef > 0:  # inference copy in the compute dtype, sharded like the policy under FSDP
+        gathered = (V * H * (1 if s.tied else 2) + 2 * s.layer_params) * c if launch.fsdp else 0
+        rows["reference model"] = N * c / S + gathered
     rows["gradients"] = N * m / S
     layer_tok = c * (8 * H + 2 * s.kv_heads * s.head_dim + 4 * s.intermediate)
     local_rows = run.train.prompts_per_step * run.rollout.group_size // launch.processes

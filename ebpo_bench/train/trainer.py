@@ -107,8 +107,8 @@ def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None])
     # the scheduler stays unprepared: accelerate would step it once per process
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(run))
     model, opt = acc.prepare(model, opt)
-    if ref is not None:
-        ref = ref.to(acc.device)
+    if ref is not None:  # under FSDP sharded like the policy (a full copy per rank would not fit at 14B)
+        ref = acc.prepare_model(ref) if acc.distributed_type == "FSDP" else ref.to(acc.device)
     est = estimators.build(run.advantage)
     ver = MathVerifier(
         fmt=run.reward.format,
