@@ -49,7 +49,7 @@ def test_misfits_are_refused_naming_the_field_to_change():
         check_fits(_run(model={"path": "Qwen/Qwen3-14B"}), Launch(1, False), 80 * GB)
     with pytest.raises(UserError, match=r"set train.max_tokens_per_microbatch <= \d+"):
         check_fits(_run(rollout={"backend": {"type": "hf", "max_batch": 8}}), FSDP8, 80 * GB)
-    with pytest.raises(UserError, match=r"set rollout.backend.max_batch <= \d+ \(now 64 rows\)") as e:
+    with pytest.raises(UserError, match=r"set rollout.backend.max_batch <= \d+ \(now 256 rows\)") as e:
         check_fits(_run(train={"max_tokens_per_microbatch": 16384}), FSDP8, 80 * GB)
     assert "\n" not in str(e.value)
     fixed = _run(
