@@ -16,11 +16,14 @@ precision, else m), R = rows, T_tok = tokens:
     activations    T_tok c L (8H + 2 kv d + 4I)        one micro-batch, no checkpointing
                    T_tok c (L H + 8H + 2 kv d + 4I)     with gradient checkpointing (layer inputs
                                                         + one layer being recomputed)
-    log-prob chunk 3 x chunk V 4 B                       (logits, softmax, gradient of one chunk;
-                   + V H 4 B fp32 head-gradient accumulator when the head is not fp32)
+    log-prob chunk 2 x chunk V 4 B + V H 4 B             (a chunk's log-softmax and softmax, as
+                                                        headlogp.py allocates them, + its fp32
+                                                        head-gradient accumulator)
     sampler KV     R (prompt_max + new_max) L 2 kv d c   (R = rows per generate call)
-    sampler batch  4 R V 4 B                             (one step's fp32 logits, log-softmax kept
-                                                        for the sampled token, softmax, the copy)
+    sampler batch  6 R V 4 B                             (one step's logits, generate's fp32 copy,
+                                                        the scaled scores, softmax, and the
+                                                        recorder's log-softmax of this and the
+                                                        previous step: measured on CPU)
 
 Phases: update = weights + optimiser + reference + gradients + activations + chunk; rollout =
 weights + optimiser + reference + KV + sampler batch. The total is the larger one. T_tok =
@@ -195,14 +198,13 @@ def plan(run: Any, launch: Launch) -> Plan | None:
     act_ckpt = mb_tokens * (L * H * c + layer_tok)
     per_token = (L * H * c + layer_tok) if run.model.gradient_checkpointing else L * layer_tok
     rows["activations, one micro-batch"] = mb_tokens * per_token
-    chunk = 3 * min(run.train.logprob_chunk_tokens, mb_tokens) * V * 4
-    rows["log-prob chunk"] = chunk + (V * H * 4 if c != 4 else 0)
+    rows["log-prob chunk"] = 2 * min(run.train.logprob_chunk_tokens, mb_tokens) * V * 4 + V * H * 4
     max_batch = getattr(run.rollout.backend, "max_batch", local_rows)
     G = run.rollout.group_size
     sampler_rows = min(local_rows, max_batch if max_batch < G else max_batch // G * G)
     kv_per_row = width * L * 2 * s.kv_heads * s.head_dim * c
     rows["sampler KV cache"] = sampler_rows * kv_per_row
-    rows["sampler batch (logits)"] = 4 * sampler_rows * V * 4
+    rows["sampler batch (logits)"] = 6 * sampler_rows * V * 4
     static = rows["weights"] + rows["optimiser state (AdamW)"] + rows.get("reference model", 0.0)
     update = static + rows["gradients"] + rows["activations, one micro-batch"] + rows["log-prob chunk"]
     rollout = static + rows["sampler KV cache"] + rows["sampler batch (logits)"]
@@ -275,7 +277,7 @@ def check_fits(run: Any, launch: Launch, gpu_bytes: float) -> None:
         raise UserError(
             f"{where}; one row does not fit: lower rollout.max_new_tokens or use more GPUs (FSDP)"
         )
-    rows = int((room - static) // (p.kv_per_row + 16 * model_shape(run.model).vocab))
+    rows = int((room - static) // (p.kv_per_row + 24 * model_shape(run.model).vocab))
     raise UserError(f"{where}; set rollout.backend.max_batch <= {max(rows, 1)} (now {p.sampler_rows} rows)")
 
 

@@ -146,7 +146,13 @@ def shared_prefill(model, ids: torch.Tensor, mask: torch.Tensor, n: int):
     when the model keeps no cache: generate then prefills every row itself.
     """
     pos = (mask.cumsum(1) - 1).masked_fill(mask == 0, 1)  # as generate() numbers left-padded positions
-    out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True)
+    out = model(
+        input_ids=ids[:, :-1],
+        attention_mask=mask[:, :-1],
+        position_ids=pos[:, :-1],
+        use_cache=True,
+        logits_to_keep=1,  # only the cache is used: no (P, Tp, V) logits
+    )
     cache = out.past_key_values
     if cache is not None:
         cache.batch_repeat_interleave(n)
