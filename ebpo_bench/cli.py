@@ -346,6 +346,18 @@ def bench(
     typer.echo(f"wrote {out / name}.json and {out / name}.md")
 
 
+@app.command(epilog="Example: ebpo-bench export results/quickstart/ebpo/seed1 exported/ebpo-seed1")
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (results/EXP/ARM/seedN).")],
+    out_dir: Annotated[Path, typer.Argument(help="Output folder (save_pretrained layout).")],
+    step: Annotated[int | None, typer.Option(help="Checkpoint step (default: the latest).")] = None,
+) -> None:
+    """Write a checkpoint as a save_pretrained folder (safetensors, config, tokenizer)."""
+    from ebpo_bench.train.export import export_run
+
+    typer.echo(f"wrote {export_run(run_dir, out_dir, step)}")
+
+
 def require_backends(names: set[str]) -> None:
     """Fail in one line, before any work, when a requested rollout backend's engine does not import."""
     if names <= {"hf"}:  # transformers is a core dependency
