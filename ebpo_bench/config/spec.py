@@ -254,14 +254,9 @@ class TrainConfig(_Cfg):
         "accumulation (same gradient as one pass). None = the whole mini-batch at once.",
     )
     logprob_chunk_tokens: int = Field(
-        1024,
-        ge=1,
-        description="Positions per chunk of the LM head when computing log-probs and entropy "
-        "(peak extra memory about 2 x chunk x vocabulary x 4 bytes).",
+        1024, ge=1, description="LM-head positions per chunk for log-probs (~2 x chunk x vocab x 4 B)."
     )
-    keep_checkpoints: int = Field(
-        1, ge=1, description="Checkpoints kept on disk: the last k (the final one is never deleted)."
-    )
+    keep_checkpoints: int = Field(1, ge=1, description="Checkpoints kept: the last k (the final one always).")
     shared_prefix: bool = Field(
         True,
         description="Mini-batches hold whole groups; each prompt is forwarded once per "
