@@ -15,7 +15,7 @@ import typer
 
 from ebpo_bench import __version__
 from ebpo_bench.cli_bench import bench
-from ebpo_bench.cli_eval import eval_cmd
+from ebpo_bench.cli_eval import eval_cmd, export
 from ebpo_bench.cli_support import SetOption, print_dry_run, require_backends, select_runs
 from ebpo_bench.config.load import SpecError, load_experiment, resolved_yaml
 from ebpo_bench.config.overrides import parse_sets
@@ -188,6 +188,15 @@ def run(
     run_id: Annotated[
         list[str] | None, typer.Option(hidden=True, help="Only these run ids (launchers).")
     ] = None,
+    gpu_mem: Annotated[
+        str, typer.Option("--gpu-mem", help="Memory of one GPU for the memory plan and the fit check.")
+    ] = "80GB",
+    accelerate_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Plan memory for this accelerate launch config (else the launch's own environment)."
+        ),
+    ] = None,
 ) -> None:
     """Train (or resume) every run of a spec, evaluate it, and print a comparison table.
 
@@ -204,6 +213,7 @@ def run(
         exp_dir = run_lab(lab, Path(results or lab.output.root), quiet=quiet)
         typer.echo(f"report: {build_lab_report(exp_dir, Path('reports'))}")
         return
+    from ebpo_bench.config.memory import check_runs, memory_lines
     from ebpo_bench.config.profiles import estimate_lines
 
     exp = load_experiment(spec, profile=profile, sets=parse_sets(set_))
@@ -216,9 +226,10 @@ def run(
         return launch(exp, runs, spec, launcher=launcher, **opts)
     if dry_run:
         print_dry_run(exp, runs)
-        for line in estimate_lines(runs):
+        for line in estimate_lines(runs) + memory_lines(runs, gpu_mem, accelerate_config):
             typer.echo(line)
         return
+    check_runs(runs, gpu_mem, accelerate_config)  # one line naming the field to change
     require_backends({r.rollout.backend.type for r in runs} | {r.eval.backend for r in runs})
     from ebpo_bench import runner  # imports torch lazily inside
     from ebpo_bench.eval.prepass import prepare_orderings
@@ -240,6 +251,7 @@ def run(
         runner.shutdown()
 
 
+app.command(epilog="Example: ebpo-bench export results/quickstart/ebpo/seed1 exported/ebpo-seed1")(export)
 app.command(epilog="Example: ebpo-bench status specs/quickstart.yaml")(status)
 app.command(epilog="Example: ebpo-bench cancel specs/quickstart.yaml")(cancel)
 

@@ -1,4 +1,5 @@
-"""The ``ebpo-bench eval`` command (registered on the app in ``cli.py``); torch-free until it runs."""
+"""The ``ebpo-bench eval`` and ``export`` commands (registered on the app in ``cli.py``); torch-free until
+they run."""
 
 from __future__ import annotations
 
@@ -102,3 +103,14 @@ def eval_cmd(
         )
     except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
+
+
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (results/EXP/ARM/seedN).")],
+    out_dir: Annotated[Path, typer.Argument(help="Output folder (save_pretrained layout).")],
+    step: Annotated[int | None, typer.Option(help="Checkpoint step (default: the latest).")] = None,
+) -> None:
+    """Write a checkpoint as a save_pretrained folder (safetensors, config, tokenizer)."""
+    from ebpo_bench.train.export import export_run
+
+    typer.echo(f"wrote {export_run(run_dir, out_dir, step)}")

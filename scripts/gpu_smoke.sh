@@ -12,4 +12,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 OUT_DIR="${OUT:-gpu_smoke_out}"
 python3 scripts/gpu_smoke.py "$OUT_DIR"
 python3 scripts/gpu_scale.py "$OUT_DIR"
+python3 scripts/gpu_rehearsal.py "$OUT_DIR" 4096   # Qwen3-0.6B-shaped random model, 8 x 4 x 4096 tokens
 python3 -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tail -5

@@ -27,7 +27,8 @@ class HFEngineConfig(_Cfg):
     max_batch: int = Field(
         256,
         ge=1,
-        description="Rows (prompts x samples) per generate call; lower it when the KV cache is tight.",
+        description="Rows (prompts x samples) per generate call; lower it when the KV cache is tight "
+        "(below group_size a prompt's samples are drawn in pieces of max_batch rows).",
     )
 
 

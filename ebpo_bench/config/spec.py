@@ -34,6 +34,12 @@ class TinyModelConfig(_Cfg):
     heads: int = Field(4, ge=1, description="Attention heads (hidden must be divisible by it).")
     intermediate: int = Field(512, ge=8, description="MLP width.")
     init_seed: int = Field(0, description="Seed of the random initialisation (shared by every arm and seed).")
+    vocab_size: int | None = Field(
+        None,
+        ge=260,
+        description="Embedding rows; None = the byte tokenizer's 260. Larger (e.g. Qwen3's 151936) adds "
+        "never-prompted rows the model can still sample: memory rehearsals at a real vocabulary.",
+    )
 
 
 class WarmStartConfig(_Cfg):
@@ -54,13 +60,36 @@ class ModelConfig(_Cfg):
         description="'tiny' for the embedded tiny model, else a local transformers directory or a hub id.",
     )
     tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Used when path is 'tiny'.")
-    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weights dtype when loading.")
-    mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="accelerate mixed precision.")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="Master weights dtype (AdamW updates these). For bf16 compute keep float32 here and set "
+        "mixed_precision: bf16.",
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        "no",
+        description="accelerate mixed precision: bf16 compute (autocast; FSDP2 MixedPrecisionPolicy) over "
+        "float32 master weights and optimiser state; the reference model is then held in bf16.",
+    )
+    allow_bf16_master_weights: bool = Field(
+        False,
+        description="Accept dtype: bfloat16 under AdamW (bf16 master weights: updates much smaller than "
+        "the weight, e.g. at lr 1e-6, are rounded away).",
+    )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the update.")
     chat_template: bool = Field(False, description="Wrap prompts in the tokenizer's chat template.")
     warm_start: WarmStartConfig | None = Field(
         None, description="Supervised warm start on the synthetic task (tiny model only)."
     )
+
+    @model_validator(mode="after")
+    def _master_weights(self) -> ModelConfig:
+        if self.dtype == "bfloat16" and not self.allow_bf16_master_weights:
+            raise ValueError(
+                "dtype: bfloat16 keeps bf16 master weights and AdamW state (updates at lr 1e-6 are "
+                "mostly rounded away); set model.dtype: float32 with model.mixed_precision: bf16, or "
+                "model.allow_bf16_master_weights: true"
+            )
+        return self
 
 
 # ---------------------------------------------------------------- task
@@ -218,6 +247,17 @@ class TrainConfig(_Cfg):
     grad_clip: float = Field(1.0, gt=0, description="Max gradient norm.")
     checkpoint_every: int = Field(10, ge=1, description="Steps between checkpoints (and at the end).")
     samples_per_step: int = Field(2, ge=0, description="Rollouts written to samples.jsonl per step.")
+    max_tokens_per_microbatch: int | None = Field(
+        None,
+        ge=1,
+        description="Token budget (rows x padded prompt+response width) of one forward/backward; each "
+        "rank's mini-batch is split into micro-batches of whole groups under it, with gradient "
+        "accumulation (same gradient as one pass). None = the whole mini-batch at once.",
+    )
+    logprob_chunk_tokens: int = Field(
+        1024, ge=1, description="LM-head positions per chunk for log-probs (~2 x chunk x vocab x 4 B)."
+    )
+    keep_checkpoints: int = Field(1, ge=1, description="Checkpoints kept: the last k (the final one always).")
     shared_prefix: bool = Field(
         True,
         description="Mini-batches hold whole groups; each prompt is forwarded once per "
@@ -238,8 +278,7 @@ class EvalConfig(_Cfg):
     backend: str = Field(
         "hf",
         description="Sampling engine of held-out evaluation (`ebpo-bench ls backends`): with the same type "
-        "as "
-        "rollout.backend it takes those options (one vLLM engine serves both), else its defaults.",
+        "as rollout.backend it takes those options (one vLLM engine serves both), else its defaults.",
     )
     seed: int = Field(1234, description="Sampling seed of the evaluation, separate from training seeds.")
     keep_text: bool = Field(True, description="Store response text in eval.jsonl (else a hash).")

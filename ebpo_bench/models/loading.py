@@ -60,6 +60,7 @@ def load_policy(cfg: ModelConfig, task: Any, *, log: Callable[[str], None] = pri
                 hidden=t.hidden,
                 heads=t.heads,
                 intermediate=t.intermediate,
+                vocab_size=t.vocab_size,
                 seed=t.init_seed,
             )
             if cfg.gradient_checkpointing:
@@ -83,7 +84,7 @@ def warm_start_key(cfg: ModelConfig, task: SyntheticTaskConfig) -> str:
     blob = json.dumps(
         {
             "v": WARM_START_VERSION,
-            "tiny": cfg.tiny.model_dump(),
+            "tiny": cfg.tiny.model_dump(exclude={"vocab_size"} if cfg.tiny.vocab_size is None else None),
             "warm": cfg.warm_start.model_dump() if cfg.warm_start else None,
             "topics": list(task.topics),
             "chat": cfg.chat_template,

@@ -92,6 +92,7 @@ def build_config(
     kv_heads: int | None = None,
     intermediate: int = 512,
     max_positions: int = 512,
+    vocab_size: int | None = None,
 ) -> Any:
     """The ``LlamaConfig`` of the tiny model (see ``build_model`` for the arguments)."""
     from transformers import LlamaConfig
@@ -102,7 +103,7 @@ def build_config(
     if heads % kv:
         raise ValueError(f"tiny model: heads={heads} must be divisible by kv_heads={kv}")
     return LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size or len(tokenizer),
         hidden_size=hidden,
         intermediate_size=intermediate,
         num_hidden_layers=layers,
@@ -132,6 +133,8 @@ def build_model(tokenizer: Any, *, seed: int = 0, **shape: Any) -> Any:
             as in the environment probes).
         intermediate: MLP width.
         max_positions: longest sequence (prompt + response) in tokens.
+        vocab_size: embedding rows (None = the tokenizer's 260); more rows are never in a prompt but
+            can be sampled (memory rehearsals at a real vocabulary, e.g. 151,936).
 
     Returns:
         The model, with ``generation_config`` pad/eos/bos ids set from the tokenizer.

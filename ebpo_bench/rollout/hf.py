@@ -1,14 +1,28 @@
 """Rollouts with transformers ``generate`` on the training model itself (CPU-capable default).
 
-The sampling log-probs come from the logits ``generate`` already computed (``output_logits``),
-divided by the temperature exactly as the trainer does, so no second forward pass is needed for
-the PPO ratio's denominator. Under top-p < 1 they are the log-probs of the temperature-scaled
-distribution before truncation, the usual convention (verl, TRL).
+The sampling log-probs come from the logits ``generate`` already computes, divided by the
+temperature exactly as the trainer does, so no second forward pass is needed for the PPO ratio's
+denominator. Under top-p < 1 they are the log-probs of the temperature-scaled distribution before
+truncation, the usual convention (verl, TRL).
+
+Memory is O(rows x T), not O(rows x T x V): instead of ``output_logits`` (every step's (rows, V)
+logits kept to the end: 256 x 8192 x 151,936 x 4 B ~ 1.27 TB at paper scale) a logits processor,
+``LogprobRecorder``, sees each step's raw logits (generate runs user processors before its
+temperature / top-p warpers), keeps that step's (rows, V) log-softmax until the next step reveals
+the sampled token, and keeps only the (rows,) log-prob of it. The processor returns the scores
+unchanged, so the tokens are those of plain ``generate`` for the same seed (tested).
+
+Generation runs in eval mode with ``use_cache=True``: transformers drops the KV cache in train mode
+under gradient checkpointing, which would recompute the whole sequence for every new token. The
+model's mode is restored afterwards.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from ebpo_bench.config.rollout import HFEngineConfig
 from ebpo_bench.rollout import BACKENDS, RolloutBatch, SamplingParams, concat, left_pad
@@ -44,13 +58,28 @@ class HFRollout:
     ) -> RolloutBatch:
         if seed is not None:
             torch.manual_seed(seed)
-        per = max(
-            1, self.max_batch // params.n
-        )  # whole prompts per chunk, so their samples share one prefill
+        if (
+            params.n > self.max_batch
+        ):  # one prompt's samples in pieces of max_batch rows (each prefilled once)
+            parts = [
+                self._chunk([p], replace(params, n=min(self.max_batch, params.n - k)))
+                for p in prompts
+                for k in range(0, params.n, self.max_batch)
+            ]
+            return concat(parts, self.tok.pad_token_id)
+        per = self.max_batch // params.n  # whole prompts per chunk, so their samples share one prefill
         parts = [self._chunk(prompts[i : i + per], params) for i in range(0, len(prompts), per)]
         return concat(parts, self.tok.pad_token_id)
 
     def _chunk(self, prompts: list[list[int]], params: SamplingParams) -> RolloutBatch:
+        training = self.model.training
+        self.model.eval()  # keeps the KV cache on under gradient checkpointing
+        try:
+            return self._generate(prompts, params)
+        finally:
+            self.model.train(training)
+
+    def _generate(self, prompts: list[list[int]], params: SamplingParams) -> RolloutBatch:
         dev = next(self.model.parameters()).device
         pad, eos = self.tok.pad_token_id, self.tok.eos_token_id
         ids, mask = (x.to(dev) for x in left_pad(prompts, pad))
@@ -58,6 +87,7 @@ class HFRollout:
         cache = shared_prefill(self.model, ids, mask, n) if self.share_prompt and n > 1 and tp > 1 else None
         ids, mask = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
         greedy = params.temperature == 0
+        recorder = LogprobRecorder(params.temperature) if params.logprobs and not greedy else None
         out = self.model.generate(
             input_ids=ids,
             attention_mask=mask,
@@ -66,7 +96,8 @@ class HFRollout:
             eos_token_id=eos,
             pad_token_id=pad,
             return_dict_in_generate=True,
-            output_logits=params.logprobs and not greedy,
+            use_cache=True,
+            logits_processor=LogitsProcessorList([recorder] if recorder else []),
             **sampling_kwargs(params),
         )
         resp = out.sequences[:, tp:].cpu()
@@ -77,23 +108,51 @@ class HFRollout:
         lengths = rmask.sum(1).long()
         truncated = ~is_eos.any(1)
         logp = None
-        if params.logprobs and not greedy:
-            logits = torch.stack(out.logits, 1).float().cpu() / params.temperature
-            logp = torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1) * rmask
+        if recorder is not None:
+            logp = recorder.finish(out.sequences[:, -1]).cpu() * rmask
         resp = torch.where(rmask.bool(), resp, torch.full_like(resp, pad))
         texts = self.tok.batch_decode(resp, skip_special_tokens=True)
         return RolloutBatch(ids.cpu(), mask.cpu(), resp, rmask, logp, lengths, truncated, texts)
+
+
+class LogprobRecorder(LogitsProcessor):
+    """Records log softmax(logits / temperature) of each sampled token, O(rows) per step.
+
+    Called by ``generate`` once per step with the raw fp32 logits (rows, V) and the ids so far:
+    the last id is the token sampled at the previous step, whose log-prob is gathered from the
+    previous step's log-softmax; ``finish`` gathers the last step's with the final tokens.
+    """
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature, self.prev, self.out = temperature, None, []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.prev is not None:
+            self.out.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.prev = torch.log_softmax(scores.float() / self.temperature, -1)
+        return scores
+
+    def finish(self, last_tokens: torch.Tensor) -> torch.Tensor:
+        """(rows, T) log-probs of the generated tokens; ``last_tokens`` (rows,) the final column."""
+        self.out.append(self.prev.gather(1, last_tokens[:, None].to(self.prev.device)).squeeze(1))
+        self.prev = None
+        return torch.stack(self.out, 1)
 
 
 def shared_prefill(model, ids: torch.Tensor, mask: torch.Tensor, n: int):
     """KV cache of each (P, Tp) left-padded prompt but its last token, repeated n times for P·n rows.
 
     The last token is left out because ``generate`` must feed at least one uncached token. None
-    when the model keeps no cache (gradient checkpointing in train mode): generate then prefills
-    every row itself.
+    when the model keeps no cache: generate then prefills every row itself.
     """
     pos = (mask.cumsum(1) - 1).masked_fill(mask == 0, 1)  # as generate() numbers left-padded positions
-    out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True)
+    out = model(
+        input_ids=ids[:, :-1],
+        attention_mask=mask[:, :-1],
+        position_ids=pos[:, :-1],
+        use_cache=True,
+        logits_to_keep=1,  # only the cache is used: no (P, Tp, V) logits
+    )
     cache = out.past_key_values
     if cache is not None:
         cache.batch_repeat_interleave(n)

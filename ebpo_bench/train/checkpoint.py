@@ -4,7 +4,9 @@ A checkpoint is a folder ``checkpoints/step_NNNNNN`` holding the full (unsharded
 FSDP) model and optimiser state keyed by parameter name, the
 LR scheduler, the estimator's state, the prompt stream's cursor and every rank's RNG state. It is
 written under a temporary name and renamed, then ``checkpoints/latest`` is replaced atomically,
-so a kill at any moment leaves the previous checkpoint intact. Only the newest one is kept.
+so a kill at any moment leaves the previous checkpoint intact. The newest ``train.keep_checkpoints``
+are kept (the final one always: it is the newest). ``ebpo-bench export`` turns one into a
+``save_pretrained`` folder (``export.py``).
 On restore, metric and sample rows from steps at or after the checkpoint are dropped, so a
 resumed run has no missing or duplicated rows.
 """
@@ -54,7 +56,8 @@ def save_checkpoint(t: Any, next_step: int) -> Path:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         atomic_write_text(root / "latest", final.name + "\n")
-        for old in root.glob("step_*"):
+        keep = t.run.train.keep_checkpoints
+        for old in sorted(root.glob("step_*"))[:-keep]:  # zero-padded names sort by step
             if old.name != final.name:
                 shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()

@@ -19,9 +19,12 @@ Choices and deliberate deviations (estimators-and-anchors.md §2-§3, ebpo-paper
 - The log-ratio is clamped to [-20, 20] before ``exp`` so a stale or corrupted sampler log-prob
   cannot overflow the ratio to inf (verl clamps the KL the same way). Inside that range the loss is
   exact; outside it the gradient through the ratio is zero.
-- ``token_mean`` is the mean over every valid token of the tensors passed in, i.e. a *local*
+- ``token_mean`` is the mean over every valid token of the mini-batch on this rank, a *local*
   (per mini-batch, per rank) token mean; DDP then averages gradients across ranks. It is not the
-  global token mean over all ranks and accumulation steps.
+  global token mean over all ranks. When the mini-batch is split into micro-batches (gradient
+  accumulation) each micro-batch's loss is divided by the mini-batch's ``MiniBatchTotals`` (valid
+  tokens, non-empty sequences, rows) instead of its own, so the summed gradient does not depend on
+  the split (tested to 1e-5 in fp32).
 - ``seq_mean_token_mean`` averages per-sequence token means over the sequences that have at least
   one valid token; empty sequences contribute 0 and are not counted (as newer verl does), so
   an all-padding row cannot dilute the loss.
@@ -51,8 +54,25 @@ KL_ESTIMATORS = ("k1", "k3")
 _LOG_CLAMP = 20.0
 
 
+@dataclass(frozen=True)
+class MiniBatchTotals:
+    """Normalisers of a whole mini-batch, for the micro-batches it is split into.
+
+    tokens: valid response tokens; seqs: sequences with at least one valid token; rows: all rows.
+    """
+
+    tokens: float
+    seqs: float
+    rows: int
+
+
 def aggregate(
-    values: torch.Tensor, mask: torch.Tensor, mode: str, *, constant_norm: float | None = None
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str,
+    *,
+    constant_norm: float | None = None,
+    totals: MiniBatchTotals | None = None,
 ) -> torch.Tensor:
     """Reduce per-token values to a scalar loss.
 
@@ -63,6 +83,8 @@ def aggregate(
             ``"seq_mean_token_mean"``: mean over non-empty sequences of per-sequence token means;
             ``"seq_mean_token_sum_norm"``: sum(m * v) / (B * constant_norm) (Dr. GRPO).
         constant_norm: the constant C of ``seq_mean_token_sum_norm`` (e.g. max_new_tokens).
+        totals: the whole mini-batch's normalisers when ``values`` is one micro-batch of it (the
+            micro-batch losses then sum to the mini-batch loss); None = this tensor's own.
 
     Returns:
         () scalar tensor; 0 when the mask has no valid token.
@@ -79,10 +101,12 @@ def aggregate(
     masked = values * m
     if mode == "token_mean":
         # clamp(min=1) only changes the empty case (0 / 0 -> 0) for 0/1 masks
-        return masked.sum() / m.sum().clamp(min=1)
+        return masked.sum() / (m.sum().clamp(min=1) if totals is None else max(totals.tokens, 1.0))
     if mode == "seq_mean_token_mean":
         lengths = m.sum(dim=1)
         seq_means = masked.sum(dim=1) / lengths.clamp(min=1)
+        if totals is not None:
+            return seq_means.sum() / max(totals.seqs, 1.0)
         n_seqs = (lengths > 0).to(values.dtype).sum()
         return seq_means.sum() / n_seqs.clamp(min=1)
     if mode == "seq_mean_token_sum_norm":
@@ -91,7 +115,8 @@ def aggregate(
                 "aggregation 'seq_mean_token_sum_norm' needs a positive constant_norm (e.g. max_new_tokens); "
                 f"got {constant_norm!r}"
             )
-        return masked.sum() / (values.shape[0] * float(constant_norm))
+        rows = values.shape[0] if totals is None else totals.rows
+        return masked.sum() / (rows * float(constant_norm))
     raise ValueError(f"unknown aggregation {mode!r}; valid modes: {', '.join(AGGREGATIONS)}")
 
 
@@ -130,7 +155,8 @@ class LossInputs:
     broadcast over each response's tokens; mask (B, T) 1 on valid tokens; ref_logp (B, T) reference
     log-probs (needed when kl_coef > 0); entropy (B, T) per-token entropies (needed when entropy_coef > 0,
     logged when given); is_weights (B, T) constant per-token importance weights multiplying the surrogate
-    (truncated IS when the sampler is not the trainer), None = 1.
+    (truncated IS when the sampler is not the trainer), None = 1; totals: the mini-batch's normalisers
+    when these tensors are one micro-batch of it (``MiniBatchTotals``), None = their own.
     """
 
     logp: Tensor
@@ -140,6 +166,7 @@ class LossInputs:
     ref_logp: Tensor | None = None
     entropy: Tensor | None = None
     is_weights: Tensor | None = None
+    totals: MiniBatchTotals | None = None
 
     def check(self, cfg: LossConfig) -> None:
         """Fail early, with the fix in the message, on shapes and option combinations that make no sense."""
@@ -200,10 +227,11 @@ def policy_loss(x: LossInputs, cfg: LossConfig | None = None) -> tuple[Tensor, d
             per_token = per_token + cfg.kl_coef * kl
     if x.entropy is not None and cfg.entropy_coef > 0:
         per_token = per_token - cfg.entropy_coef * x.entropy
-    loss = aggregate(per_token, m, cfg.aggregation, constant_norm=cfg.constant_norm)
+    norm = dict(constant_norm=cfg.constant_norm, totals=x.totals)
+    loss = aggregate(per_token, m, cfg.aggregation, **norm)
 
     with torch.no_grad():
-        stats = {"pg_loss": aggregate(pg.detach(), m, cfg.aggregation, constant_norm=cfg.constant_norm)}
+        stats = {"pg_loss": aggregate(pg.detach(), m, cfg.aggregation, **norm)}
         stats["kl"] = kl_stat
         stats.update(own)
         stats.update(_ratio_stats(ratio.detach(), x.logp.detach(), x.old_logp, m))
@@ -268,8 +296,8 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """
     if logits.dim() != tokens.dim() + 1 or logits.shape[:-1] != tokens.shape:
         raise ValueError(
-            f"logits must be (B, T, V) with tokens (B, T); got {tuple(logits.shape)} and "
-            f"{tuple(tokens.shape)}"
+            f"logits must be (B, T, V) with tokens (B, T); "
+            f"got {tuple(logits.shape)} and {tuple(tokens.shape)}"
         )
     logp_all = torch.log_softmax(logits, dim=-1)
     return logp_all.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1)

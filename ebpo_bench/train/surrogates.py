@@ -14,8 +14,10 @@ broadcast over tokens. With r = ratio = exp(logp - old_logp):
 - kl_cov (same paper; verl ``kl_cov``): pg = -r A, plus kl_coef |logp - old_logp| on the
   max(1, floor(kl_ratio x #valid)) valid tokens with the largest cov. No ratio clipping at all.
 
-The covariance is taken per mini-batch on each rank, as verl does per micro-batch; with one
-mini-batch per rank that is the whole local batch.
+The covariance (its centring means) and the number of selected tokens are taken per *micro-batch*
+on each rank, as verl does: with ``train.max_tokens_per_microbatch`` set, Clip-Cov / KL-Cov see
+each micro-batch separately, so unlike the other losses their gradient depends on the split; with
+no budget (one micro-batch per mini-batch) they see the whole mini-batch of the rank.
 """
 
 from __future__ import annotations

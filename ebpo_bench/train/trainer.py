@@ -12,7 +12,8 @@ Choices worth knowing:
 - The PPO ratio's denominator is the sampler's own log-prob (no second forward pass); the
   trainer's log-probs use the same temperature-scaled logits.
 - Losses are aggregated per mini-batch and per rank ("local" token mean), then DDP averages the
-  gradients across ranks.
+  gradients across ranks. A mini-batch may be split into micro-batches under a token budget
+  (``train.max_tokens_per_microbatch``) with the same gradient (``update.py``).
 - Mini-batches hold whole groups, and each group's prompt is forwarded once (``logprobs.py``):
   the same log-probs as one forward per row at about half the update compute on short prompts.
 - With a sampler that is not the trainer (vLLM), ``loss.tis`` recomputes the old log-probs and
@@ -50,9 +51,10 @@ from ebpo_bench.rollout import (
     make_backend,
     take,
 )
-from ebpo_bench.train import losses, tracking
+from ebpo_bench.train import tracking
 from ebpo_bench.train.checkpoint import restore_checkpoint, save_checkpoint
-from ebpo_bench.train.logprobs import response_logprobs, sequence_logprobs  # noqa: F401  (sequence_logprobs: public here)
+from ebpo_bench.train.logprobs import sequence_logprobs  # noqa: F401  (public here)
+from ebpo_bench.train.update import shared_prefix, update  # noqa: F401  (shared_prefix: public here)
 
 
 class TrainingDiverged(RuntimeError):
@@ -96,7 +98,10 @@ def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None])
     model, tok = load_policy(run.model, run.task, log=log)
     ref = None
     if run.loss.kl_coef > 0:
-        ref, _ = load_policy(run.model, run.task, log=log)
+        # inference only: under bf16 mixed precision a bf16 copy (the compute dtype) is enough
+        bf16 = {"dtype": "bfloat16", "allow_bf16_master_weights": True}
+        ref_cfg = run.model.model_copy(update=bf16) if run.model.mixed_precision == "bf16" else run.model
+        ref, _ = load_policy(ref_cfg, run.task, log=log)
         ref.requires_grad_(False).eval()
     opt = torch.optim.AdamW(
         model.parameters(), lr=run.train.lr, betas=run.train.betas, weight_decay=run.train.weight_decay
@@ -104,8 +109,8 @@ def setup(run: RunConfig, paths: RunPaths, acc: Any, log: Callable[[str], None])
     # the scheduler stays unprepared: accelerate would step it once per process
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(run))
     model, opt = acc.prepare(model, opt)
-    if ref is not None:
-        ref = ref.to(acc.device)
+    if ref is not None:  # under FSDP sharded like the policy (a full copy per rank would not fit at 14B)
+        ref = acc.prepare_model(ref) if acc.distributed_type == "FSDP" else ref.to(acc.device)
     est = estimators.build(run.advantage)
     ver = MathVerifier(
         fmt=run.reward.format,
@@ -175,8 +180,8 @@ def train(
         # rank 0 alone cannot run a model whose layers are sharded over every rank
         if acc.is_main_process:
             log(
-                f"{run.run_id}: eval.every={run.eval.every} skipped under FSDP; the final evaluation "
-                "reads the checkpoint"
+                f"{run.run_id}: eval.every={run.eval.every} skipped under FSDP; "
+                "the final evaluation reads the checkpoint"
             )
         on_eval = None
     try:
@@ -326,126 +331,6 @@ def score(t: Trainer, batch: RolloutBatch, examples: list[Any]) -> tuple[torch.T
 def local_slice(t: Trainer, adv: torch.Tensor) -> torch.Tensor:
     lp = adv.shape[0] // t.acc.num_processes
     return adv[t.acc.process_index * lp : (t.acc.process_index + 1) * lp]
-
-
-def update(t: Trainer, batch: RolloutBatch, adv: torch.Tensor, step: int) -> dict[str, float]:
-    """PPO-clip updates over mini-batches of the local rollouts; returns averaged statistics.
-
-    With ``train.shared_prefix`` (and no gradient checkpointing) mini-batches are shuffled whole
-    groups, so each prompt is forwarded once per group (``logprobs.grouped_logprobs``); otherwise
-    shuffled rows. With ``loss.tis`` the trainer's own log-probs before the update replace the
-    sampler's in the ratio, and min(pi_trainer / pi_sampler, cap) weights each token.
-    """
-    run = t.run
-    n = adv.shape[0]
-    gen = torch.Generator().manual_seed(run.seed * 100_003 + step)
-    unit = (
-        run.rollout.group_size if shared_prefix(run, n // run.rollout.group_size) else 1
-    )  # rows per shuffled unit
-    old, weights = proximal_logprobs(t, batch, unit) if run.loss.tis.enabled else (batch.old_logprobs, None)
-    sums: dict[str, float] = {}
-    count = 0
-    t.model.train()
-    for _ in range(run.train.ppo_epochs):
-        order = torch.randperm(n // unit, generator=gen)
-        per = n // unit // run.train.mini_batches
-        for k in range(run.train.mini_batches):
-            idx = (order[k * per : (k + 1) * per].unsqueeze(1) * unit + torch.arange(unit)).reshape(-1)
-            stats = minibatch_step(t, batch, adv, idx, old, weights, unit)
-            for key, v in stats.items():
-                sums[key] = sums.get(key, 0.0) + v
-            count += 1
-    out = {k: v / count for k, v in sums.items()}
-    out["train/lr"] = float(t.sched.get_last_lr()[0])
-    t.sched.step()
-    return out
-
-
-def shared_prefix(run: RunConfig, groups: int) -> bool:
-    """Whether an update over ``groups`` local groups can forward each prompt once per group
-    (``logprobs.py``)."""
-    return (
-        run.train.shared_prefix
-        and not run.model.gradient_checkpointing
-        and run.rollout.group_size > 1
-        and groups % run.train.mini_batches == 0
-    )
-
-
-def proximal_logprobs(t: Trainer, batch: RolloutBatch, unit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Truncated IS: the trainer's log-probs (B, T) before the update, and min(e^(old − sampler), cap)
-    (B, T)."""
-    run, n = t.run, batch.response_ids.shape[0]
-    width = int(batch.lengths.max().clamp(min=1))
-    chunk = max(unit, (n // run.train.mini_batches) // unit * unit)
-    parts = []
-    t.model.eval()
-    with torch.no_grad():
-        for i in range(0, n, chunk):
-            idx = torch.arange(i, min(n, i + chunk))
-            lp, _ = response_logprobs(
-                t.model, batch, idx, width, t.acc.device, run.rollout.temperature, False, unit
-            )
-            parts.append(lp.float().cpu())
-    mask = batch.response_mask
-    old = torch.zeros_like(batch.old_logprobs)
-    old[:, :width] = torch.cat(parts) * mask[:, :width]
-    weights = torch.exp((old - batch.old_logprobs).clamp(max=20)).clamp(max=run.loss.tis.cap) * mask
-    return old, weights
-
-
-def minibatch_step(
-    t: Trainer,
-    batch: RolloutBatch,
-    adv: torch.Tensor,
-    idx: torch.Tensor,
-    old: torch.Tensor,
-    is_weights: torch.Tensor | None,
-    unit: int,
-) -> dict[str, float]:
-    run, acc, L = t.run, t.acc, t.run.loss
-    width = int(batch.lengths[idx].max().clamp(min=1))  # trim padding the mini-batch does not use
-    mask = batch.response_mask[idx][:, :width].to(acc.device)
-    bonus, temp = L.entropy_coef > 0, run.rollout.temperature
-    logp, ent = response_logprobs(
-        t.model, batch, idx, width, acc.device, temp, True if bonus else "detached", unit
-    )
-    ref = None
-    if t.ref_model is not None:
-        with torch.no_grad():
-            ref, _ = response_logprobs(t.ref_model, batch, idx, width, acc.device, temp, False, unit)
-    w = None if is_weights is None else is_weights[idx][:, :width].to(acc.device)
-    inputs = losses.LossInputs(
-        logp,
-        old[idx][:, :width].to(acc.device),
-        adv[idx].to(acc.device),
-        mask,
-        ref_logp=ref,
-        entropy=ent if bonus else None,
-        is_weights=w,
-    )
-    loss, st = losses.policy_loss(inputs, L)
-    t.opt.zero_grad()
-    acc.backward(loss)
-    gnorm = acc.clip_grad_norm_(t.model.parameters(), run.train.grad_clip)
-    t.opt.step()
-    out = {f"loss/{k}": float(v) for k, v in st.items()}
-    out.update({"loss/total": float(loss.detach()), "train/grad_norm": float(gnorm)})
-    out["train/entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
-    if w is not None:
-        out.update(tis_stats(w, mask, old[idx][:, :width] - batch.old_logprobs[idx][:, :width], L.tis.cap))
-    return out
-
-
-def tis_stats(w: torch.Tensor, mask: torch.Tensor, diff: torch.Tensor, cap: float) -> dict[str, float]:
-    """Over valid tokens: mean IS weight, fraction at the cap, mean |log pi_trainer − log pi_sampler|."""
-    m = mask.float()
-    n = m.sum().clamp(min=1)
-    return {
-        "tis/weight_mean": float((w * m).sum() / n),
-        "tis/capped_frac": float(((w >= cap) * m).sum() / n),
-        "tis/logp_abs_diff": float((diff.abs().to(m.device) * m).sum() / n),
-    }
 
 
 def metrics_row(t: Trainer, step: int, col: Collected, adv, adv_metrics, upd, timing) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ebpo_bench.models import tiny as tinymodel
-from ebpo_bench.rollout import SamplingParams, concat, make_backend, take
+from ebpo_bench.rollout import SamplingParams, concat, left_pad, make_backend, take
 from ebpo_bench.rollout.hf import sampling_kwargs
 from ebpo_bench.train.trainer import sequence_logprobs
 
@@ -71,15 +71,49 @@ def test_shared_prompt_prefill_changes_nothing_but_the_cost():
     assert torch.equal(e.response_ids[:, :w], a.response_ids[:, :w]) and e.texts == a.texts
 
 
-def test_sampling_under_gradient_checkpointing_falls_back_to_per_row_prefill():
+def test_sampling_under_gradient_checkpointing_keeps_the_kv_cache():
     tok, model, prompts = _setup()
     params = SamplingParams(2, 0.0, 1.0, 6)
     plain = make_backend("hf", model, tok).generate(prompts, params)
+    widths = []
+    hook = model.register_forward_pre_hook(
+        lambda m, a, kw: widths.append(kw["input_ids"].shape[1]), with_kwargs=True
+    )
     model.gradient_checkpointing_enable()
-    model.train()  # transformers turns the KV cache off here, so there is no prefill to share
+    model.train()  # transformers would turn the KV cache off here; the sampler generates in eval mode
     try:
         ckpt = make_backend("hf", model, tok).generate(prompts, params)
+        assert model.training  # the trainer's mode is restored
     finally:
+        hook.remove()
         model.gradient_checkpointing_disable()
         model.eval()
     assert ckpt.texts == plain.texts
+    # shared prefill (the prompt but its last token), then one token per step: the cache is in use
+    assert widths[0] > 1 and set(widths[1:]) == {1}
+
+
+def test_sampler_keeps_no_per_step_logits_and_draws_the_same_tokens():
+    """Same seed -> the same tokens and log-probs as generate(output_logits=True), the old O(T x V) path."""
+    tok, model, prompts = _setup()
+    params = SamplingParams(3, 0.8, 1.0, 8)
+    new = make_backend("hf", model, tok, share_prompt=False).generate(prompts, params, seed=7)
+    ids, mask = left_pad(prompts, tok.pad_token_id)
+    ids, mask = ids.repeat_interleave(3, 0), mask.repeat_interleave(3, 0)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=8,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+            **sampling_kwargs(params),
+        )
+    resp = out.sequences[:, ids.shape[1] :]
+    m = new.response_mask.bool()
+    assert torch.equal(new.response_ids[m], resp[:, : m.shape[1]][m])
+    old = torch.log_softmax(torch.stack(out.logits, 1).float() / 0.8, -1).gather(-1, resp[..., None])[..., 0]
+    assert ((new.old_logprobs - old[:, : m.shape[1]]).abs() * m).max() < 1e-6
