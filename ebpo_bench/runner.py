@@ -12,6 +12,7 @@ and the experiment continues with the next run.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -184,20 +185,23 @@ def interrupted(run: RunConfig, paths: RunPaths, signum: int, main: bool) -> Int
     ck = latest_checkpoint(paths.checkpoints)
     last = int(ck.name.rsplit("_", 1)[-1]) if ck is not None else 0
     name, stop = signal.Signals(signum).name, Interrupted(signum)
-    if main:  # a requeue signal (SLURM's pre-timeout USR1, preemption's TERM in a job): the launcher resumes
+    # a scheduler's stop (SLURM's pre-timeout USR1, preemption's TERM in a job) inside a job: requeued
+    requeued = stop.requeue and bool(os.environ.get("SLURM_JOB_ID"))
+    if main:
         prev = read_record(paths) or {}
         update_record(
             paths,
-            status="requeued" if stop.requeue else "interrupted",
+            status="requeued" if requeued else "interrupted",
             error=f"{name}",
             interrupted_at=at,
             last_checkpoint=last,
             stops=prev.get("stops", 0) + 1,
             finished=now(),
         )
-    then = "the job is requeued and resumes there" if stop.requeue else "rerun the same command to resume"
+    what = "stopped on request" if stop.requeue else "interrupted"
+    then = "the job is requeued and resumes there" if requeued else "rerun the same command to resume"
     return Interrupted(
-        signum, f"{run.run_id}: interrupted ({name}) at step {at}; last checkpoint at step {last}; {then}"
+        signum, f"{run.run_id}: {what} ({name}) at step {at}; last checkpoint at step {last}; {then}"
     )
 
 

@@ -148,7 +148,7 @@ def test_pre_timeout_signal_checkpoints_requeues_and_resumes(slurm_env, tmp_path
     log = "\n".join(p.read_text() for p in (run_dir / "logs").glob("slurm-*.log"))
     assert rec["status"] == "completed", (seen, rec, log[-3000:])
     assert rec["stops"] == 1, "exactly one stop at a safe point"
-    assert "stopped on request after step" in log and "resuming from step" in log, log[-3000:]
+    assert "stopped on request (SIGUSR1) at step" in log and "resuming from step" in log, log[-3000:]
     assert steps(run_dir) == list(range(total)), "contiguous, unique step rows across the requeue"
     assert "requeued" in seen, seen
 
