@@ -33,7 +33,8 @@ import yaml
 from ebpo_bench.report.load import ExperimentData
 from ebpo_bench.report.stats import Estimate, bootstrap_mean, paired_bootstrap
 
-PAPER_BENCHMARKS = ["math500", "aime24", "aime25", "amc23", "olympiadbench"]
+#: the benchmark columns of the paper's Tables 1-3 (Minerva is evaluated but not tabled there)
+PAPER_TABLE_COLUMNS = ["math500", "aime24", "aime25", "amc23", "olympiadbench"]
 BENCH_NAMES = {
     "math500": "MATH-500",
     "aime24": "AIME24",
@@ -189,13 +190,13 @@ def _columns(data: ExperimentData, fs: pd.DataFrame) -> tuple[list[str], list[st
     present = sorted(set(fs["benchmark"]), key=lambda b: (not b.startswith("level"), _natural(b)))
     levels = [b for b in present if b.startswith("level")]
     paper_like = bool(data.spec.get("paper_table")) and (
-        not present or bool(set(present) & set(PAPER_BENCHMARKS))
+        not present or bool(set(present) & set(PAPER_TABLE_COLUMNS))
     )
     if paper_like and levels:
-        return PAPER_BENCHMARKS + [b for b in present if b not in PAPER_BENCHMARKS], levels, True, True
+        return PAPER_TABLE_COLUMNS + [b for b in present if b not in PAPER_TABLE_COLUMNS], levels, True, True
     if paper_like:
-        cols = PAPER_BENCHMARKS + [b for b in present if b not in PAPER_BENCHMARKS]
-        avg = [b for b in PAPER_BENCHMARKS if b in present] or present or list(PAPER_BENCHMARKS)
+        cols = PAPER_TABLE_COLUMNS + [b for b in present if b not in PAPER_TABLE_COLUMNS]
+        avg = [b for b in PAPER_TABLE_COLUMNS if b in present] or present or list(PAPER_TABLE_COLUMNS)
         return cols, avg, True, False
     return present, present, False, False
 
