@@ -330,6 +330,9 @@ class ReportConfig(_Cfg):
     reference: str | None = Field(
         None, description="Arm the report compares every other arm with (default grpo; --reference wins)."
     )
+    smooth: int | None = Field(
+        None, ge=1, description="Rolling-mean window of training curves in steps (default: steps / 25)."
+    )
 
 
 class _Body(_Cfg):

@@ -315,7 +315,9 @@ def make_figures(data: ExperimentData, a: Analysis, out: Path) -> dict[str, list
     """Every figure that has data to show; name -> [png, svg]."""
     order = list(a.variants["variant"])
     figs = {
-        "training_curves": training_curves(data, order, out),
+        "training_curves": training_curves(
+            data, order, out, smooth=(data.spec.get("report") or {}).get("smooth")
+        ),
         "final_pass1": final_pass1(a, data.name, out),
         "pass1_vs_group_size": pass1_vs_group_size(a, data.name, out)
         if a.layout in ("table2", "by_group_size")

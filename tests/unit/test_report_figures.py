@@ -48,3 +48,12 @@ def test_training_curves_drop_zero_and_duplicate_panels_and_facet_by_g(tmp_path)
     fp = (figs / "final_pass1.svg").read_text()
     assert "no CI for" in fp and "1 seed" in fp
     assert "![training curves](figures/training_curves.png)" in md
+
+
+def test_spec_report_smooth_sets_the_rolling_window(tmp_path):
+    sweep(tmp_path / "res")
+    for spec in (tmp_path / "res" / "gs").rglob("spec.resolved.yaml"):
+        spec.write_text(spec.read_text() + "report: {smooth: 3}\n")
+    build_reports(tmp_path / "res", tmp_path / "res" / "gs", tmp_path / "rep")
+    svg = (tmp_path / "rep" / "gs" / "figures" / "training_curves.svg").read_text()
+    assert "rolling mean over 3 steps" in svg  # 10 steps: the default window would be 1 (no smoothing)
