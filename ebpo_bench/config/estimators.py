@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ebpo_bench.config.base import Cfg
 
 
-class _Estimator(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Estimator(Cfg):
     #: smallest group size the estimator is defined for (checked against rollout.group_size)
     min_group_size: ClassVar[int] = 2
     #: smallest number of prompts per batch it is defined for (checked against train.prompts_per_step)

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class _Cfg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from ebpo_bench.config.base import Cfg as _Cfg
 
 
 class PPOClipSurrogate(_Cfg):

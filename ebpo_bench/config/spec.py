@@ -6,197 +6,24 @@ with value lists, expanded as a cross product) times ``seeds``. Every model forb
 and every default is declared here so that it appears in ``spec.resolved.yaml``; nothing fills in
 a default elsewhere. This module never imports torch: ``validate`` and ``--help`` stay fast.
 
-Loading, merging, expansion and error messages are in ``ebpo_bench/config/load.py``.
+Loading, merging, expansion and error messages are in ``ebpo_bench/config/load.py``; the model, task and
+data-order blocks in ``model.py``, ``tasks.py`` and ``data.py`` beside it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from ebpo_bench.config.base import Cfg as _Cfg
+from ebpo_bench.config.data import DataConfig, DifficultyOrderConfig, TopicOrderConfig  # noqa: F401
 from ebpo_bench.config.estimators import AdvantageConfig, EBPOAdvantage
 from ebpo_bench.config.losses import LossConfig, TISConfig  # noqa: F401  (TISConfig: part of the spec API)
+from ebpo_bench.config.model import ModelConfig, TinyModelConfig, WarmStartConfig  # noqa: F401
 from ebpo_bench.config.rollout import RolloutConfig, engine_config
+from ebpo_bench.config.tasks import FileTaskConfig, HFTaskConfig, SyntheticTaskConfig, TaskConfig  # noqa: F401
 from ebpo_bench.config.tracking import LogConfig
-
-
-class _Cfg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ---------------------------------------------------------------- model
-class TinyModelConfig(_Cfg):
-    """Shape of the embedded tiny causal LM (built locally, no download)."""
-
-    layers: int = Field(2, ge=1, description="Transformer layers.")
-    hidden: int = Field(128, ge=8, description="Hidden size.")
-    heads: int = Field(4, ge=1, description="Attention heads (hidden must be divisible by it).")
-    intermediate: int = Field(512, ge=8, description="MLP width.")
-    init_seed: int = Field(0, description="Seed of the random initialisation (shared by every arm and seed).")
-    vocab_size: int | None = Field(
-        None,
-        ge=260,
-        description="Embedding rows; None = the byte tokenizer's 260. Larger (e.g. Qwen3's 151936) adds "
-        "never-prompted rows the model can still sample: memory rehearsals at a real vocabulary.",
-    )
-
-
-class WarmStartConfig(_Cfg):
-    """Short supervised phase before RL, cached on disk by content hash and shared by every run."""
-
-    steps: int = Field(600, ge=1, description="Supervised optimiser steps.")
-    batch_size: int = Field(64, ge=1, description="Examples per supervised step.")
-    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the warm start.")
-    levels: list[int] = Field([1, 2], min_length=1, description="Synthetic-task levels trained on.")
-    seed: int = Field(0, description="Seed of the warm start's data and initial weights.")
-
-
-class ModelConfig(_Cfg):
-    """The policy model."""
-
-    path: str = Field(
-        "tiny",
-        description="'tiny' for the embedded tiny model, else a local transformers directory or a hub id.",
-    )
-    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig, description="Used when path is 'tiny'.")
-    dtype: Literal["float32", "bfloat16"] = Field(
-        "float32",
-        description="Master weights dtype (AdamW updates these). For bf16 compute keep float32 here and set "
-        "mixed_precision: bf16.",
-    )
-    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
-        "no",
-        description="accelerate mixed precision: bf16 compute (autocast; FSDP2 MixedPrecisionPolicy) over "
-        "float32 master weights and optimiser state; the reference model is then held in bf16.",
-    )
-    allow_bf16_master_weights: bool = Field(
-        False,
-        description="Accept dtype: bfloat16 under AdamW (bf16 master weights: updates much smaller than "
-        "the weight, e.g. at lr 1e-6, are rounded away).",
-    )
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the update.")
-    chat_template: bool = Field(False, description="Wrap prompts in the tokenizer's chat template.")
-    warm_start: WarmStartConfig | None = Field(
-        None, description="Supervised warm start on the synthetic task (tiny model only)."
-    )
-
-    @model_validator(mode="after")
-    def _master_weights(self) -> ModelConfig:
-        if self.dtype == "bfloat16" and not self.allow_bf16_master_weights:
-            raise ValueError(
-                "dtype: bfloat16 keeps bf16 master weights and AdamW state (updates at lr 1e-6 are "
-                "mostly rounded away); set model.dtype: float32 with model.mixed_precision: bf16, or "
-                "model.allow_bf16_master_weights: true"
-            )
-        return self
-
-
-# ---------------------------------------------------------------- task
-class SyntheticTaskConfig(_Cfg):
-    """Offline arithmetic task family with difficulty levels and topics (ebpo_bench/tasks/synthetic.py)."""
-
-    type: Literal["synthetic"] = "synthetic"
-    topics: list[Literal["add", "sub", "mul"]] = Field(["add", "sub", "mul"], min_length=1)
-    train_levels: list[Annotated[int, Field(ge=1, le=5)]] = Field([1, 2, 3, 4], min_length=1)
-    eval_levels: list[Annotated[int, Field(ge=1, le=5)]] = Field([1, 2, 3, 4, 5])
-    eval_per_level: int = Field(
-        100, ge=1, description="Held-out problems per level (fixed, disjoint from training)."
-    )
-    seed: int = Field(0, description="Seed of the problem generator (held-out splits do not depend on it).")
-
-
-class FileTaskConfig(_Cfg):
-    """Training prompts from a local JSONL / JSON / parquet file or a save_to_disk folder."""
-
-    type: Literal["file"] = "file"
-    path: str = Field(description="Path to the data file or folder.")
-    prompt_field: str = Field("problem", description="Record field holding the problem text.")
-    answer_field: str = Field("answer", description="Record field holding the gold answer.")
-    id_field: str | None = Field(None, description="Record field holding a stable id (default: row index).")
-    template: Literal["boxed", "dapo", "raw"] = Field(
-        "boxed", description="Prompt template around the problem."
-    )
-    max_examples: int | None = Field(None, ge=1, description="Use only the first N records.")
-
-
-class HFTaskConfig(FileTaskConfig):
-    """Training prompts from a Hugging Face datasets id (needs the network)."""
-
-    type: Literal["hf"] = "hf"  # type: ignore[assignment]
-    path: str = Field(description="datasets id, e.g. 'BytedTsinghua-SIA/DAPO-Math-17k'.")
-    split: str = Field("train", description="Dataset split.")
-
-
-TaskConfig = Annotated[SyntheticTaskConfig | FileTaskConfig | HFTaskConfig, Field(discriminator="type")]
-
-
-class DifficultyOrderConfig(_Cfg):
-    """The difficulty pre-pass of ``data.order: difficulty`` (ebpo_bench/data/orderings.py)."""
-
-    estimator: Literal["prepass", "level"] = Field(
-        "prepass",
-        description="'prepass': the base model's pass rate over n_samples (the paper's EBPO-diff); "
-        "'level': the task's own level label as a cheap proxy (synthetic task only, not the paper's method).",
-    )
-    n_samples: int = Field(16, ge=1, description="Samples per prompt in the pre-pass (paper: 16).")
-    temperature: float = Field(1.0, gt=0, description="Pre-pass sampling temperature (paper: 1.0).")
-    max_new_tokens: int | None = Field(
-        None, ge=1, description="Pre-pass length cap (None: rollout.max_new_tokens)."
-    )
-    chunk: int = Field(
-        64, ge=1, description="Prompts per resumable pre-pass chunk (appended to the cache file)."
-    )
-    strata: int = Field(
-        1, ge=1, description="Quantile bins of pass rate, hard-ordered easy -> hard; shuffled within a bin."
-    )
-    seed: int = Field(0, description="Sampling seed of the pre-pass.")
-
-
-class TopicOrderConfig(_Cfg):
-    """Topic grouping of ``data.order: topic``: labels from the data, else clustered text."""
-
-    field: str | None = Field(
-        "topic", description="Example attribute / record field with a topic label; None forces clustering."
-    )
-    n_clusters: int = Field(
-        10, ge=1, description="Clusters when the data has no labels (later authors' code: 10)."
-    )
-    embedding: Literal["hashed_ngrams", "sentence_transformers"] = Field(
-        "hashed_ngrams",
-        description="Text features for clustering: offline hashed character n-grams, or "
-        "sentence-transformers all-MiniLM-L6-v2 (authors' revision code; needs that package and its "
-        "weights).",
-    )
-
-
-class DataConfig(_Cfg):
-    """How training prompts are ordered (orthogonal to the task)."""
-
-    order: Literal["shuffle", "difficulty", "topic", "fixed"] = Field(
-        "shuffle",
-        description="Random order per seed; easy -> hard by pass rate; topic-contiguous; or file order.",
-    )
-    pool_size: int = Field(
-        1024,
-        ge=1,
-        description="Synthetic task only: size of the finite prompt pool that non-shuffle orders sort.",
-    )
-    difficulty: DifficultyOrderConfig = Field(default_factory=DifficultyOrderConfig)
-    topic: TopicOrderConfig = Field(default_factory=TopicOrderConfig)
-
-    @model_serializer(mode="wrap")
-    def _relevant_only(self, handler: Any) -> dict:
-        # Knobs of the other orders are left out of resolved specs and spec hashes: they change no
-        # number there, and runs saved before these orders existed keep their hash (no --force needed).
-        out = handler(self)
-        keep = {
-            "shuffle": (),
-            "fixed": (),
-            "difficulty": ("pool_size", "difficulty"),
-            "topic": ("pool_size", "topic"),
-        }
-        return {k: v for k, v in out.items() if k == "order" or k in keep[self.order]}
 
 
 class RewardConfig(_Cfg):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ebpo_bench.config.base import Cfg
 
 
-class LogConfig(BaseModel):
+class LogConfig(Cfg):
     """Console progress and experiment tracking (accelerate's tracker API)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     every: int = Field(
         10,

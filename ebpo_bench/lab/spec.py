@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
 
+from ebpo_bench.config.base import Cfg as _Cfg
 from ebpo_bench.config.estimators import ESTIMATOR_CONFIGS, AdvantageConfig
 from ebpo_bench.config.load import SpecError, format_validation_error, read_yaml
 from ebpo_bench.config.spec import OutputConfig
@@ -29,10 +30,6 @@ from ebpo_bench.registry import suggest
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Order = Literal["shuffled", "clustered"]
-
-
-class _Cfg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ---------------------------------------------------------------- distributions of prompt difficulty

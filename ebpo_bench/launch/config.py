@@ -9,15 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from ebpo_bench.config.base import Cfg
 from ebpo_bench.errors import UserError
 
 
-class LaunchConfig(BaseModel):
+class LaunchConfig(Cfg):
     """Resources of one run (one SLURM array task) and how its process starts."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     partition: str | None = Field(None, description="SLURM partition (sbatch --partition); None = default")
     account: str | None = Field(None, description="account charged (sbatch --account)")

@@ -2,8 +2,8 @@
 
 Usage: python rehearsal_worker.py OUT.json PROMPTS G TOKENS. Builds the run from a spec dict (tiny model
 with ``vocab_size: 151936``, hidden 64, 2 layers, synthetic task), runs the trainer's own setup /
-collect / update phases and an evaluation batch through the HF sampler, and records the peak RSS
-(``ru_maxrss``) after each phase together with the memory planner's numbers for the same run.
+collect / update phases and an evaluation batch through the HF sampler, and records each phase's own
+peak RSS (VmHWM, reset at the phase's start) together with the memory planner's numbers for the same run.
 """
 
 import json
@@ -14,7 +14,23 @@ from pathlib import Path
 
 
 def rss_peak() -> float:
+    """Peak RSS since the last ``reset_peak`` (VmHWM), else since the process started."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # Linux: KiB
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0), so a phase's peak is its own
+    and not an earlier phase's; False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def rss_now() -> float:
@@ -52,37 +68,42 @@ def main(out: str, prompts: int, G: int, T: int) -> None:
     acc = Accelerator(cpu=True)
     paths = RunPaths(Path(out).parent / "run")
     paths.dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    t = trainer.setup(run, paths, acc, log=lambda s: None)
-    after_setup = rss_peak()
-    before_rollout = rss_now()
-    col, _ = trainer.collect(t, 0)
-    t1 = time.perf_counter()
-    after_rollout = rss_peak()
-    before_update = rss_now()
-    adv, _ = t.estimator(col.rewards, prompt_ids=col.prompt_ids, lengths=col.lengths)
-    trainer.update(t, col.batch, trainer.local_slice(t, adv).reshape(-1), 0)
-    t2 = time.perf_counter()
-    after_update = rss_peak()
-    exs = [e for e in t.source.next(prompts)]
+    resettable = reset_peak()
+    before, peak, seconds, overall = {}, {}, {}, [base]
+
+    def phase(name, fn):
+        # each phase's own peak: the kernel's mark is reset at its start, so an earlier phase's higher
+        # peak (setup's model build, say) cannot be read as this phase's allocation
+        reset_peak()
+        before[name], t0 = rss_now(), time.perf_counter()
+        result = fn()
+        seconds[name], peak[name] = time.perf_counter() - t0, rss_peak()
+        overall.append(peak[name])
+        return result
+
+    t = phase("setup", lambda: trainer.setup(run, paths, acc, log=lambda s: None))
+    col, _ = phase("rollout", lambda: trainer.collect(t, 0))
+
+    def update():
+        adv, _ = t.estimator(col.rewards, prompt_ids=col.prompt_ids, lengths=col.lengths)
+        trainer.update(t, col.batch, trainer.local_slice(t, adv).reshape(-1), 0)
+
+    phase("update", update)
+    exs = list(t.source.next(prompts))
     t.model.eval()
-    ev = t.backend.generate(
-        encode_prompts(t.tok, [e.prompt for e in exs], False), SamplingParams(G, 1.0, 1.0, T, logprobs=False)
-    )
-    t3 = time.perf_counter()
+    enc = encode_prompts(t.tok, [e.prompt for e in exs], False)
+    ev = phase("eval", lambda: t.backend.generate(enc, SamplingParams(G, 1.0, 1.0, T, logprobs=False)))
     t.verifier.close()
     res = {
         "rows": int(col.batch.response_ids.shape[0]),
         "generated_width": int(col.batch.response_ids.shape[1]),
         "eval_rows": int(ev.response_ids.shape[0]),
+        "peak_reset_per_phase": resettable,
         "baseline_rss": base,
-        "before_rollout": before_rollout,
-        "before_update": before_update,
-        "peak_after_setup": after_setup,
-        "peak_after_rollout": after_rollout,
-        "peak_after_update": after_update,
-        "peak_after_eval": rss_peak(),
-        "seconds": {"setup+rollout": t1 - t0, "update": t2 - t1, "eval": t3 - t2},
+        "before": before,
+        "peak": peak,
+        "peak_overall": max(overall) if resettable else rss_peak(),
+        "seconds": seconds,
         "plan": {**p.rows, "update": p.update, "rollout": p.rollout, "total": p.total},
     }
     Path(out).write_text(json.dumps(res, indent=1))

@@ -33,9 +33,13 @@ def _rehearse(tmp_path: Path, T: int, prompts: int = 8, G: int = 4) -> dict:
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     d = json.loads(out.read_text())
+    print(json.dumps({k: v for k, v in d.items() if k != "plan"}))  # shown when the test fails
+    if not d["peak_reset_per_phase"]:
+        pytest.skip("this kernel does not let a process reset its peak-RSS mark (/proc/self/clear_refs)")
     p = d["plan"]
-    d["rollout_delta"] = d["peak_after_rollout"] - d["before_rollout"]
-    d["update_delta"] = d["peak_after_update"] - d["before_update"]
+    d["rollout_delta"] = d["peak"]["rollout"] - d["before"]["rollout"]
+    d["update_delta"] = d["peak"]["update"] - d["before"]["update"]
+    d["eval_delta"] = d["peak"]["eval"] - d["before"]["eval"]
     d["plan_rollout"] = p["sampler KV cache"] + p["sampler batch (logits)"]
     d["plan_update"] = sum(p[k] for k in ("gradients", "optimiser state (AdamW)", "log-prob chunk"))
     d["plan_update"] += p["activations, one micro-batch"]
@@ -45,8 +49,7 @@ def _rehearse(tmp_path: Path, T: int, prompts: int = 8, G: int = 4) -> dict:
 def _check_against_plan(d: dict) -> None:
     # what the planner counts (the phase's own allocations), within +-30 %
     assert 0.7 < d["rollout_delta"] / d["plan_rollout"] < 1.3, d
-    if d["peak_after_update"] > d["peak_after_rollout"]:  # else the update reused freed rollout memory
-        assert 0.7 < d["update_delta"] / d["plan_update"] < 1.3, d
+    assert 0.7 < d["update_delta"] / d["plan_update"] < 1.3, d
 
 
 def test_rehearsal_at_qwen3_vocabulary_memory_does_not_grow_with_t_times_v(tmp_path):
@@ -54,7 +57,7 @@ def test_rehearsal_at_qwen3_vocabulary_memory_does_not_grow_with_t_times_v(tmp_p
     assert long["generated_width"] == 24 and long["rows"] == 32 and long["eval_rows"] == 32
     txv = 32 * (24 - 8) * V * 4  # what 16 more tokens cost a path holding (rows, T, V) fp32: 311 MB
     assert long["rollout_delta"] - short["rollout_delta"] < 0.2 * txv
-    assert long["peak_after_eval"] - short["peak_after_eval"] < 0.2 * txv
+    assert long["eval_delta"] - short["eval_delta"] < 0.2 * txv
     _check_against_plan(short)
 
 
@@ -63,5 +66,5 @@ def test_rehearsal_8_prompts_4_samples_256_tokens(tmp_path):
     d = _rehearse(tmp_path, 256)
     print(json.dumps({k: v for k, v in d.items() if k != "plan"}, indent=1))
     assert d["generated_width"] == 256
-    assert d["peak_after_eval"] < 3e9 * 0.7  # well under 3 GB
+    assert d["peak_overall"] < 3e9 * 0.7  # well under 3 GB
     _check_against_plan(d)
