@@ -26,7 +26,7 @@ LAYERS = [
 #: upward edges that are deliberate, with the reason
 ALLOWED = {
     # the spec validates benchmark names against the (torch-free) benchmark registry, lazily
-    ("ebpo_bench.config.spec", "ebpo_bench.eval.benchmarks"),
+    ("ebpo_bench.config.evaluation", "ebpo_bench.eval.benchmarks"),
 }
 
 
