@@ -283,11 +283,11 @@ def final_evaluation(run: RunConfig, paths: RunPaths, *, quiet: bool) -> dict:
     import torch
 
     from ebpo_bench.models.loading import load_policy
-    from ebpo_bench.train.checkpoint import latest_checkpoint
+    from ebpo_bench.train.checkpoint import latest_checkpoint, model_weights
 
     model, tok = load_policy(run.model, run.task, log=log)
     ck = latest_checkpoint(paths.checkpoints)
-    model.load_state_dict(torch.load(ck / "model.pt", map_location="cpu"))
+    model.load_state_dict(model_weights(ck))
     if torch.cuda.is_available():
         model = model.cuda()
     return evaluate_run(run, paths, model, tok, run.train.steps, quiet=quiet)

@@ -1,8 +1,8 @@
 """GPU scale checks (one CUDA GPU, no network), run by scripts/gpu_smoke.sh after gpu_smoke.py:
 
 1. the shipped 1-GPU accelerate config runs the 20-step smoke spec;
-2. the FSDP2 config (one process) trains, is SIGKILLed after a checkpoint, resumes, and leaves a
-   full (unsharded) model.pt that the final evaluation reads;
+2. the FSDP2 config (one process) trains, is SIGKILLed after a checkpoint, resumes from its per-rank
+   shards (checkpoints/step_N/shards), and the final evaluation reads them consolidated;
 3. ``ebpo-bench bench`` on the quickstart without TRL (not installed on the device image):
    our trainer, the compute floor and the estimators, as a GPU data point.
 
@@ -94,10 +94,14 @@ def fsdp_kill_resume(out: Path) -> dict:
     res["status"], res["eval"] = rec.get("status"), rec.get("eval")
     import torch
 
-    ck = run_dir / "checkpoints/step_000120/model.pt"
+    from ebpo_bench.train.checkpoint import SHARDS, model_weights
+
+    ck = run_dir / "checkpoints/step_000120"
+    shards = (ck / SHARDS / "model" / ".metadata").is_file()
+    res["sharded_checkpoint"] = shards and not (ck / "model.pt").exists()
     if ck.exists():
-        sd = torch.load(ck, map_location="cpu")
-        res["model_pt_plain_tensors"] = all(type(v) is torch.Tensor for v in sd.values())
+        sd = model_weights(ck)
+        res["consolidated_plain_tensors"] = all(type(v) is torch.Tensor for v in sd.values())
     return res
 
 

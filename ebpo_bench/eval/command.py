@@ -125,19 +125,18 @@ def load_model(model: str) -> tuple[Any, Any, bool, str]:
 
 
 def _load_run(path: Path) -> tuple[Any, Any, bool, str]:
-    import torch
     import yaml
 
     from ebpo_bench.config.spec import RunConfig
     from ebpo_bench.models.loading import load_policy
-    from ebpo_bench.train.checkpoint import latest_checkpoint
+    from ebpo_bench.train.checkpoint import latest_checkpoint, model_weights
 
     run = RunConfig.model_validate(yaml.safe_load((path / "spec.resolved.yaml").read_text()))
     model, tok = load_policy(run.model, run.task, log=lambda m: None)
     ck = latest_checkpoint(path / "checkpoints")
     if ck is None:
         raise FileNotFoundError(f"run '{path}': no checkpoint under {path / 'checkpoints'}")
-    model.load_state_dict(torch.load(ck / "model.pt", map_location="cpu"))
+    model.load_state_dict(model_weights(ck))
     name = "_".join(path.resolve().parts[-2:])
     return model, tok, run.model.chat_template, name
 

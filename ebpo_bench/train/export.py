@@ -3,8 +3,8 @@ folder.
 
 Reads the run's ``spec.resolved.yaml`` for the model (the tiny config, a local directory or a hub id
 whose config and tokenizer are in the local cache), builds the architecture from its config (no
-weights are downloaded), loads ``checkpoints/step_N/model.pt`` (the full state dict the trainer
-writes under one process, DDP and FSDP alike) and writes safetensors weights, ``config.json``,
+weights are downloaded), loads the weights of ``checkpoints/step_N`` (``model.pt``, or the
+per-rank shards of an FSDP run, consolidated in this process) and writes safetensors weights, ``config.json``,
 ``generation_config.json`` and the tokenizer, which ``AutoModelForCausalLM.from_pretrained`` and
 ``AutoTokenizer.from_pretrained`` load unchanged (tested by loading it back).
 """
@@ -18,7 +18,7 @@ import torch
 
 from ebpo_bench.config.spec import RunConfig
 from ebpo_bench.errors import UserError
-from ebpo_bench.train.checkpoint import latest_checkpoint
+from ebpo_bench.train.checkpoint import has_weights, latest_checkpoint, model_weights
 
 
 def skeleton(run: RunConfig) -> tuple[Any, Any]:
@@ -49,13 +49,13 @@ def export_run(run_dir: Path, out_dir: Path, step: int | None = None) -> Path:
     run = RunConfig.model_validate(yaml.safe_load(spec.read_text()))
     root = run_dir / "checkpoints"
     ck = latest_checkpoint(root) if step is None else root / f"step_{step:06d}"
-    if ck is None or not (ck / "model.pt").is_file():
+    if ck is None or not has_weights(ck):
         have = ", ".join(sorted(p.name for p in root.glob("step_*"))) or "none"
         raise UserError(
             f"{run_dir}: no checkpoint {'step ' + str(step) if step else ''} (have: {have}); pick --step"
         )
     model, tok = skeleton(run)
-    model.load_state_dict(torch.load(ck / "model.pt", map_location="cpu"))
+    model.load_state_dict(model_weights(ck))
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,14 +38,23 @@ def cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.integration
-def test_shipped_lab_spec_runs_and_reports(tmp_path):
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab_results(tmp_path_factory) -> Path:
+    """The shipped spec run once through the CLI (about a minute on 2 cores), shared by the tests here."""
+    root = tmp_path_factory.mktemp("lab") / "results"
     p = cli("validate", "specs/estimator_lab.yaml")
     assert p.returncode == 0, p.stderr
-    p = cli("run", "specs/estimator_lab.yaml", "--results", str(tmp_path / "results"), "--quiet")
+    p = cli("run", "specs/estimator_lab.yaml", "--results", str(root), "--quiet")
     assert p.returncode == 0, p.stderr
     assert "estimator lab finished" in p.stdout
-    exp = tmp_path / "results" / "estimator_lab"
+    return root
+
+
+def test_shipped_lab_spec_runs_and_reports(lab_results, tmp_path):
+    exp = lab_results / "estimator_lab"
     rec = json.loads((exp / "lab.json").read_text())
     assert rec["kind"] == "simulation" and rec["status"] == "completed"
 
@@ -68,18 +78,10 @@ def test_shipped_lab_spec_runs_and_reports(tmp_path):
     assert learning.seed.nunique() >= 20
 
 
-def test_report_of_all_experiments_keeps_the_lab_report(tmp_path):
+def test_report_of_all_experiments_keeps_the_lab_report(lab_results, tmp_path):
     """`ebpo-bench report` over a results root with a lab folder builds the lab report once and
     never overwrites it with an (empty) training-experiment report."""
-    import subprocess
-    import sys
-
-    spec = Path(__file__).resolve().parents[2] / "specs" / "estimator_lab.yaml"
-    from ebpo_bench.lab.runlab import run_lab
-    from ebpo_bench.lab.spec import load_lab_spec
-
-    lab = load_lab_spec(spec).model_copy(deep=True)
-    run_lab(lab, tmp_path / "results", quiet=True)
+    shutil.copytree(lab_results, tmp_path / "results")
     p = subprocess.run(
         [sys.executable, "-m", "ebpo_bench", "report"],
         cwd=tmp_path,

@@ -5,6 +5,7 @@ on the same gathered batch; a 2-process training run keeps both ranks' estimator
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,13 @@ LAUNCH = [
 ]
 
 
+def free_port() -> str:
+    """A port nothing listens on now: launches of parallel test workers must not share a rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
 def _env(tmp: Path) -> dict:
     return dict(
         os.environ,
@@ -49,7 +57,7 @@ def test_two_processes_match_one_process_on_the_gathered_batch(tmp_path):
     import parity_worker as w
 
     p = subprocess.run(
-        [*LAUNCH, str(HERE / "parity_worker.py"), str(tmp_path)],
+        [*LAUNCH, "--main_process_port", free_port(), str(HERE / "parity_worker.py"), str(tmp_path)],
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -100,7 +108,18 @@ def _write_spec(tmp_path: Path, name: str, steps: int, checkpoint_every: int) ->
 def test_two_process_training_run_keeps_ranks_in_step(tmp_path):
     path = _write_spec(tmp_path, "mp", steps=3, checkpoint_every=3)
     p = subprocess.run(
-        [*LAUNCH, "-m", "ebpo_bench", "run", str(path), "--quiet", "--results", str(tmp_path / "r")],
+        [
+            *LAUNCH,
+            "--main_process_port",
+            free_port(),
+            "-m",
+            "ebpo_bench",
+            "run",
+            str(path),
+            "--quiet",
+            "--results",
+            str(tmp_path / "r"),
+        ],
         cwd=tmp_path,
         env=_env(tmp_path),
         capture_output=True,
@@ -142,7 +161,18 @@ def test_two_process_run_killed_and_resumed_matches_uninterrupted(tmp_path):
 
     path = _write_spec(tmp_path, "mpk", steps=10, checkpoint_every=2)
     env = _env(tmp_path)
-    cmd = lambda res: [*CONFIG_LAUNCH, "-m", "ebpo_bench", "run", str(path), "--quiet", "--results", str(res)]  # noqa: E731
+    cmd = lambda res: [
+        *CONFIG_LAUNCH,
+        "--main_process_port",
+        free_port(),
+        "-m",
+        "ebpo_bench",
+        "run",
+        str(path),
+        "--quiet",
+        "--results",
+        str(res),
+    ]  # noqa: E731
     p = subprocess.run(
         cmd(tmp_path / "a"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )

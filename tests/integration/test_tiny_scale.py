@@ -64,3 +64,23 @@ def test_group_size_sweep_tiny_report_has_table2_with_reported_rows(
     assert "| ebpo | reproduced |" in pivot and "| G=2 | G=4 |" in pivot
     # tiny scale: Avg is over the synthetic levels, so the paper's Avg (other columns) is left out
     assert "(Avg over Level 1" in pivot and "| EBPO | reported (paper) |" not in pivot
+
+
+def test_paper_table1_tiny_runs_entropymech_with_the_clip_cov_loss(
+    tmp_path, cache_dir, monkeypatch, shared_data
+):
+    """EntropyMech is a real arm of Table 1: GRPO advantages with the Clip-Cov surrogate, through the
+    trainer, beside GRPO (the same shrunk tiny profile)."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    exp = _tiny("paper_table1", {})
+    runs = [r for r in exp.runs if r.arm in ("entropymech", "grpo") and r.seed == exp.runs[0].seed]
+    assert {r.arm: r.loss.surrogate.type for r in runs} == {"entropymech": "clip_cov", "grpo": "ppo_clip"}
+    status = runner.run_experiment(exp, runs, quiet=True, results_root=tmp_path / "res")
+    assert set(status.values()) == {"completed"}
+    for r in runs:
+        rows = [json.loads(x) for x in (tmp_path / "res" / exp.name / r.run_id / "metrics.jsonl").open()]
+        assert [row["step"] for row in rows] == [0, 1]
+        clip_cov_logged = any(k.endswith("cov_clip_frac") for k in rows[-1])
+        assert clip_cov_logged == (r.arm == "entropymech"), sorted(rows[-1])

@@ -113,3 +113,28 @@ def test_spec_layer_and_report_import_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_spec_union_member_has_its_registered_implementation_and_back():
+    """The spec's discriminated unions and the registries they dispatch to name the same things, so a
+    spec that validates always finds its implementation and no implementation is unreachable."""
+    import typing
+
+    import ebpo_bench.rollout.hf  # noqa: F401  (registers the engines)
+    import ebpo_bench.rollout.vllm  # noqa: F401
+    from ebpo_bench.config.losses import SURROGATE_CONFIGS
+    from ebpo_bench.config.rollout import ENGINE_CONFIGS
+    from ebpo_bench.config.tasks import TaskConfig
+    from ebpo_bench.data.tasks import TASKS
+    from ebpo_bench.rollout import BACKENDS
+    from ebpo_bench.train.surrogates import SURROGATES
+
+    assert sorted(SURROGATE_CONFIGS) == sorted(SURROGATES.names())
+    for name, cfg in SURROGATE_CONFIGS.items():
+        assert cfg().type == name
+    ours = {n for n in BACKENDS.names() if BACKENDS.get(n).__module__.startswith("ebpo_bench.")}
+    assert sorted(ENGINE_CONFIGS) == sorted(ours)  # (test doubles register engines of their own)
+    for name, cfg in ENGINE_CONFIGS.items():
+        assert cfg().type == name
+    union = typing.get_args(typing.get_args(TaskConfig)[0])
+    assert sorted(c.model_fields["type"].default for c in union) == sorted(TASKS.names())
